@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "pg-temporal",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "temporal", targets: ["temporal"]),
+        .library(name: "TemporalKit", targets: ["TemporalKit"]),
+        .library(name: "Postgres", targets: ["Postgres"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+        .target(
+            name: "Postgres",
+            dependencies: ["CLibPQ"]
+        ),
+        .target(
+            name: "TemporalKit",
+            dependencies: ["Postgres"]
+        ),
+        .executableTarget(
+            name: "temporal",
+            dependencies: [
+                "TemporalKit",
+                "Postgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "PostgresTests",
+            dependencies: ["Postgres"]
+        ),
+        .testTarget(
+            name: "TemporalKitTests",
+            dependencies: ["TemporalKit", "Postgres"]
+        ),
+    ]
+)

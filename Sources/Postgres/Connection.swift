@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CLibPQ
+
+/// A connection to PostgreSQL through libpq.
+///
+/// Connection settings follow libpq's own rules, so everything a psql user
+/// relies on works: a conninfo string or `postgresql://` URI, the PG*
+/// environment variables, `~/.pgpass`, service files and TLS settings.
+/// A connection is used from one thread at a time.
+public final class Connection {
+    let handle: OpaquePointer
+
+    /// Called for every NOTICE or WARNING the server sends.
+    public var noticeHandler: ((PostgresError) -> Void)?
+
+    /// Opens a connection.
+    /// - Parameters:
+    ///   - conninfo: a conninfo string (`host=... dbname=...`) or a URI; empty
+    ///     means libpq's defaults (PG* variables, then built-in defaults).
+    ///   - applicationName: used unless the conninfo or PGAPPNAME sets one.
+    ///   - replication: open a logical replication connection (`replication=database`).
+    public init(conninfo: String = "", applicationName: String = "temporal", replication: Bool = false) throws {
+        var keywords = ["fallback_application_name"]
+        var values = [applicationName]
+        if !conninfo.isEmpty {
+            keywords.append("dbname")
+            values.append(conninfo)
+        }
+        if replication {
+            keywords.append("replication")
+            values.append("database")
+        }
+        let connection = withCStringArray(keywords) { keywordPointers in
+            withCStringArray(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(kind: .connection, message: "out of memory while connecting")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines()
+            PQfinish(connection)
+            throw PostgresError(kind: .connection, sqlState: "08001", message: message)
+        }
+        handle = connection
+        PQsetNoticeReceiver(handle, { context, result in
+            guard let context, let result else { return }
+            let connection = Unmanaged<Connection>.fromOpaque(context).takeUnretainedValue()
+            connection.noticeHandler?(PostgresError(result: result))
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        PQfinish(handle)
+    }
+
+    /// Runs one statement with its values as parameters (`$1`, `$2`, ...).
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [(any PostgresParameter)?] = []) throws -> QueryResult {
+        let texts = parameters.map { $0?.postgresText }
+        let result = withOptionalCStringArray(texts) { values in
+            PQexecParams(handle, sql, Int32(texts.count), nil, values, nil, nil, 0)
+        }
+        return try check(result)
+    }
+
+    /// Runs a script of one or more statements without parameters (the
+    /// simple query protocol), such as an installed SQL file.
+    public func execute(_ script: String) throws {
+        _ = try check(PQexec(handle, script))
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    public func transaction<T>(readOnly: Bool = false, _ body: () throws -> T) throws -> T {
+        try execute(readOnly ? "BEGIN READ ONLY" : "BEGIN")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            if PQtransactionStatus(handle) != PQTRANS_IDLE {
+                _ = try? execute("ROLLBACK")
+            }
+            throw error
+        }
+    }
+
+    /// The server's version as a number, such as 150018.
+    public var serverVersion: Int { Int(PQserverVersion(handle)) }
+
+    /// The connection without secrets: `user@host:port/dbname`, for messages and logs.
+    public var safeDescription: String {
+        func text(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+            pointer.map { String(cString: $0) } ?? ""
+        }
+        return "\(text(PQuser(handle)))@\(text(PQhost(handle))):\(text(PQport(handle)))/\(text(PQdb(handle)))"
+    }
+
+    public var databaseName: String { PQdb(handle).map { String(cString: $0) } ?? "" }
+
+    /// Asks the server to cancel the running statement; safe to call from another thread.
+    public func makeCanceller() -> Canceller? {
+        PQgetCancel(handle).map(Canceller.init)
+    }
+
+    private func check(_ result: OpaquePointer?) throws -> QueryResult {
+        guard let result else {
+            throw PostgresError(kind: .connection, message: lastErrorMessage)
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return QueryResult(result: result)
+        case PGRES_FATAL_ERROR where PQstatus(handle) != CONNECTION_OK:
+            throw PostgresError(result: result, kind: .connection)
+        default:
+            throw PostgresError(result: result)
+        }
+    }
+
+    var lastErrorMessage: String {
+        String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines()
+    }
+}
+
+/// Sends a cancel request for whatever a connection is running (PQcancel).
+public final class Canceller: @unchecked Sendable {
+    // PGcancel is documented as safe to use from a signal handler or another thread.
+    private let cancel: OpaquePointer
+
+    init(_ cancel: OpaquePointer) { self.cancel = cancel }
+
+    deinit { PQfreeCancel(cancel) }
+
+    @discardableResult
+    public func cancelRunningStatement() -> Bool {
+        var buffer = [CChar](repeating: 0, count: 256)
+        return PQcancel(cancel, &buffer, Int32(buffer.count)) == 1
+    }
+}
+
+func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    withOptionalCStringArray(strings.map { Optional($0) }) { pointers in
+        body(pointers)
+    }
+}
+
+/// Passes `strings` as a NULL-terminated `const char *const *`, NULL for nil elements.
+func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies: [UnsafeMutablePointer<CChar>?] = strings.map { string in
+        string.map { strdup($0) }
+    }
+    defer { copies.forEach { free($0) } }
+    var pointers = copies.map { UnsafePointer($0) }
+    pointers.append(nil)
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

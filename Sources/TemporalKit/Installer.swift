@@ -1,0 +1,98 @@
+import Postgres
+
+/// What `temporal install` did.
+public struct InstallReport: Sendable, Equatable {
+    /// The version installed before, or nil on a fresh install.
+    public var previousVersion: String?
+    public var version: String
+    /// The migrations applied by this run, by file name.
+    public var appliedMigrations: [String]
+    /// Whether the event triggers that follow schema changes are in place
+    /// (creating them needs a superuser).
+    public var followsSchemaChanges: Bool
+}
+
+/// Installs or upgrades the `temporal_versioning` schema: pending migrations,
+/// then every function and event trigger, then fresh capture functions for
+/// every versioned table, all in one transaction. Safe to run again.
+public enum Installer {
+    public static var bundledVersion: String { EmbeddedSQL.version }
+
+    public static func install(on connection: Connection) throws -> InstallReport {
+        try connection.transaction {
+            // Two installs racing would both see a migration as pending.
+            try connection.query("SELECT pg_advisory_xact_lock(hashtext('pg-temporal install'))")
+            // "already exists, skipping" notices are expected on every upgrade.
+            try connection.execute("SET LOCAL client_min_messages = warning")
+            let previousVersion = try installedVersion(on: connection)
+
+            try connection.execute("CREATE SCHEMA IF NOT EXISTS temporal_versioning")
+            try connection.execute("""
+                CREATE TABLE IF NOT EXISTS temporal_versioning.installed_migrations (
+                    version    integer     PRIMARY KEY,
+                    name       text        NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())
+                """)
+            let applied = Set(
+                try connection.query("SELECT version FROM temporal_versioning.installed_migrations")
+                    .rows.compactMap { $0[0].flatMap { Int($0) } })
+
+            var appliedNow: [String] = []
+            for migration in EmbeddedSQL.migrations {
+                guard let version = migration.migrationVersion else {
+                    throw PostgresError(kind: .protocolViolation, message: "migration \(migration.name) has no number")
+                }
+                guard !applied.contains(version) else { continue }
+                try connection.execute(migration.text)
+                try connection.query(
+                    "INSERT INTO temporal_versioning.installed_migrations (version, name) VALUES ($1, $2)",
+                    [version, migration.name])
+                appliedNow.append(migration.name)
+            }
+            for file in EmbeddedSQL.functions {
+                try connection.execute(file.text)
+            }
+            // Capture functions are generated code: regenerate them so that an
+            // upgrade reaches tables versioned by an earlier release.
+            try connection.query("""
+                SELECT temporal_versioning.build_capture_function(id)
+                FROM temporal_versioning.versioned_tables
+                WHERE enabled AND table_oid IS NOT NULL
+                ORDER BY id
+                """)
+            let eventTriggers = try connection.query("""
+                SELECT count(*) FROM pg_event_trigger
+                WHERE evtname IN ('temporal_versioning_alter_table', 'temporal_versioning_sql_drop')
+                """).scalar
+            return InstallReport(
+                previousVersion: previousVersion,
+                version: EmbeddedSQL.version,
+                appliedMigrations: appliedNow,
+                followsSchemaChanges: eventTriggers == "2")
+        }
+    }
+
+    /// The version of the SQL installed in the connected database, or nil.
+    public static func installedVersion(on connection: Connection) throws -> String? {
+        let present = try connection.query(
+            "SELECT to_regprocedure('temporal_versioning.version()') IS NOT NULL").scalar == "t"
+        guard present else { return nil }
+        return try connection.query("SELECT temporal_versioning.version()").scalar
+    }
+
+    /// Throws a clear error unless this binary's SQL is installed in the database.
+    public static func requireInstalled(on connection: Connection) throws {
+        guard let installed = try installedVersion(on: connection) else {
+            throw PostgresError(
+                kind: .server, sqlState: "55000",
+                message: "pg-temporal is not installed in database \"\(connection.databaseName)\"",
+                hint: "Install it with: temporal install")
+        }
+        guard installed == EmbeddedSQL.version else {
+            throw PostgresError(
+                kind: .server, sqlState: "55000",
+                message: "database \"\(connection.databaseName)\" has pg-temporal \(installed), this temporal is \(EmbeddedSQL.version)",
+                hint: "Upgrade the database side with: temporal install")
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import Postgres
+
+/// Turning versioning on and off, and reading what is versioned. A thin
+/// client of the SQL API in schema temporal_versioning: a DBA with only psql
+/// can do all of this with the same functions.
+public struct Versioning {
+    public let connection: Connection
+
+    public init(connection: Connection) {
+        self.connection = connection
+    }
+
+    /// Starts capturing every change of `table`. Returns the history table's name.
+    @discardableResult
+    public func enable(_ table: TableName, suffix: String = "_history", keyColumns: [String]? = nil) throws -> String {
+        let result = try connection.query(
+            "SELECT temporal_versioning.enable_temporal_versioning($1, $2, $3, $4)",
+            [table.schema, table.name, suffix, keyColumns])
+        return result.scalar ?? ""
+    }
+
+    /// Stops capturing changes of `table`; drops its history when asked.
+    @discardableResult
+    public func disable(_ table: TableName, dropHistory: Bool = false) throws -> String {
+        try connection.query(
+            "SELECT temporal_versioning.disable_temporal_versioning($1, $2, $3)",
+            [table.schema, table.name, dropHistory]
+        ).scalar ?? ""
+    }
+
+    /// Every table that is or was versioned.
+    public func list() throws -> QueryResult {
+        try connection.query("SELECT * FROM temporal_versioning.list_temporal_tables()")
+    }
+
+    /// Capture state and exact change counts of one table.
+    public func status(_ table: TableName) throws -> QueryResult {
+        try connection.query(
+            "SELECT * FROM temporal_versioning.get_temporal_status($1, $2)", [table.schema, table.name])
+    }
+}

@@ -1,0 +1,92 @@
+import Postgres
+
+/// Type OIDs from pg_type that decide how a text value is rendered.
+enum PostgresType {
+    static let bool: UInt32 = 16
+    static let int8: UInt32 = 20
+    static let int2: UInt32 = 21
+    static let int4: UInt32 = 23
+    static let oid: UInt32 = 26
+    static let json: UInt32 = 114
+    static let float4: UInt32 = 700
+    static let float8: UInt32 = 701
+    static let numeric: UInt32 = 1700
+    static let jsonb: UInt32 = 3802
+    /// Arrays of text-like elements: name[], text[], varchar[].
+    static let textArrays: Set<UInt32> = [1003, 1009, 1015]
+
+    static func isNumber(_ typeOID: UInt32) -> Bool {
+        [int8, int2, int4, oid, float4, float8, numeric].contains(typeOID)
+    }
+}
+
+/// Renders PostgreSQL text values as JSON by their type.
+enum JSON {
+    static func value(_ text: String?, typeOID: UInt32) -> String {
+        guard let text else { return "null" }
+        switch typeOID {
+        case PostgresType.bool:
+            return text == "t" ? "true" : "false"
+        case _ where PostgresType.isNumber(typeOID):
+            // NaN and Infinity are not JSON numbers: keep them as strings.
+            return text.allSatisfy({ $0.isNumber || $0 == "-" || $0 == "." || $0 == "e" || $0 == "E" || $0 == "+" })
+                ? text : string(text)
+        case PostgresType.json, PostgresType.jsonb:
+            return text
+        case _ where PostgresType.textArrays.contains(typeOID):
+            return "[" + (PostgresArray.parse(text) ?? [text]).map { $0.map(string) ?? "null" }.joined(separator: ", ") + "]"
+        default:
+            return string(text)
+        }
+    }
+
+    static func string(_ text: String) -> String {
+        var output = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: output.unicodeScalars.append(scalar)
+            }
+        }
+        return output + "\""
+    }
+}
+
+/// Parses a one-dimensional PostgreSQL array literal such as `{a,"b c",NULL}`.
+enum PostgresArray {
+    static func parse(_ literal: String) -> [String?]? {
+        var characters = Substring(literal)
+        guard characters.first == "{", characters.last == "}" else { return nil }
+        characters = characters.dropFirst().dropLast()
+        if characters.isEmpty { return [] }
+        var elements: [String?] = []
+        var current = ""
+        var quoted = false, wasQuoted = false, escaped = false
+        for character in characters {
+            if escaped {
+                current.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "\"" {
+                quoted.toggle()
+                wasQuoted = true
+            } else if character == "," && !quoted {
+                elements.append(!wasQuoted && current == "NULL" ? nil : current)
+                current = ""
+                wasQuoted = false
+            } else {
+                current.append(character)
+            }
+        }
+        elements.append(!wasQuoted && current == "NULL" ? nil : current)
+        return elements
+    }
+}

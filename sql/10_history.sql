@@ -1,0 +1,333 @@
+-- History tables and the capture trigger function that fills them.
+--
+-- A history table holds one row per change of a key, with the row as it was
+-- BEFORE the change (for an INSERT, only the key):
+--
+--   temporal_id         bigint   order of changes (identity, never reused)
+--   temporal_tx_id      bigint   the writing transaction: temporal_versioning.transactions
+--   temporal_operation  "char"   I insert, U update, D delete, T truncate
+--   <every source column, nullable>
+--
+-- Storing the row before the change, like temporal_tables and periods do,
+-- means rows that existed before `enable` need no baseline copy: the first
+-- change to such a row records it. The state at T is the live row, unless the
+-- key changed after T, in which case it is the image kept by its first change
+-- after T (absent if that change was an INSERT). Time travel therefore reads
+-- the changes after T, never the whole history.
+
+-- Renames whatever history column is called wanted_name out of the way, so
+-- that a source column of that name can take it. A renamed column that still
+-- follows a live source column gets its right name back later in the sync.
+CREATE OR REPLACE FUNCTION temporal_versioning.make_room_for_column(
+    versioned_table_id integer, history_table regclass, wanted_name name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_name name;
+    n integer := 1;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = history_table AND attname = wanted_name AND NOT attisdropped) THEN
+        RETURN;
+    END IF;
+    LOOP
+        new_name := left(wanted_name, 50) || '_old' || n;
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_attribute
+                              WHERE attrelid = history_table AND attname = new_name AND NOT attisdropped);
+        n := n + 1;
+    END LOOP;
+    EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', history_table, wanted_name, new_name);
+    UPDATE temporal_versioning.versioned_columns c
+       SET history_column = new_name
+     WHERE c.versioned_table_id = make_room_for_column.versioned_table_id
+       AND c.history_column = wanted_name;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.make_room_for_column(integer, regclass, name) IS
+    'pg-temporal: rename a history column out of the way of a source column that needs its name';
+
+-- Brings a history table in step with its source table: adds new columns,
+-- follows renames and type changes, and keeps the columns of dropped ones.
+-- Used by enable (journal => false) and by the DDL event trigger.
+CREATE OR REPLACE FUNCTION temporal_versioning.sync_history_columns(
+    versioned_table_id integer, journal boolean DEFAULT true)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    history regclass;
+    source record;
+    mapped temporal_versioning.versioned_columns;
+    history_type text;
+    converted boolean;
+    kept_in name;
+    changes integer := 0;
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+    history := format('temporal_versioning.%I', vt.history_table)::regclass;
+
+    -- Dropped source columns first: their history columns stay, with all their values.
+    FOR mapped IN
+        SELECT c.* FROM temporal_versioning.versioned_columns c
+        WHERE c.versioned_table_id = vt.id AND c.source_attnum IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                          WHERE a.attrelid = vt.table_oid AND a.attnum = c.source_attnum AND NOT a.attisdropped)
+    LOOP
+        IF mapped.history_column = ANY (vt.key_columns) THEN
+            RAISE EXCEPTION 'cannot drop column "%" of table "%.%": it is the versioning key',
+                            mapped.history_column, vt.schema_name, vt.table_name
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Keep the column, or turn versioning off first (temporal disable).';
+        END IF;
+        UPDATE temporal_versioning.versioned_columns c SET source_attnum = NULL
+         WHERE c.versioned_table_id = vt.id AND c.history_column = mapped.history_column;
+        IF journal THEN
+            PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'drop column',
+                jsonb_build_object('column', mapped.history_column, 'history_kept_in', mapped.history_column));
+        END IF;
+        changes := changes + 1;
+    END LOOP;
+
+    FOR source IN
+        SELECT a.attnum, a.attname,
+               temporal_versioning.history_column_type(a.atttypid, a.atttypmod) AS type
+        FROM pg_attribute a
+        WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+    LOOP
+        SELECT c.* INTO mapped FROM temporal_versioning.versioned_columns c
+        WHERE c.versioned_table_id = vt.id AND c.source_attnum = source.attnum;
+
+        IF mapped.history_column IS NULL THEN
+            PERFORM temporal_versioning.make_room_for_column(vt.id, history, source.attname);
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', history, source.attname, source.type);
+            INSERT INTO temporal_versioning.versioned_columns (versioned_table_id, history_column, source_attnum)
+            VALUES (vt.id, source.attname, source.attnum);
+            IF journal THEN
+                PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'add column',
+                    jsonb_build_object('column', source.attname, 'type', source.type));
+            END IF;
+            changes := changes + 1;
+            CONTINUE;
+        END IF;
+
+        IF mapped.history_column <> source.attname THEN
+            PERFORM temporal_versioning.make_room_for_column(vt.id, history, source.attname);
+            EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', history, mapped.history_column, source.attname);
+            UPDATE temporal_versioning.versioned_columns c SET history_column = source.attname
+             WHERE c.versioned_table_id = vt.id AND c.source_attnum = source.attnum;
+            UPDATE temporal_versioning.versioned_tables v
+               SET key_columns = array_replace(v.key_columns, mapped.history_column, source.attname)
+             WHERE v.id = vt.id;
+            vt.key_columns := array_replace(vt.key_columns, mapped.history_column, source.attname);
+            IF journal THEN
+                PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'rename column',
+                    jsonb_build_object('from', mapped.history_column, 'to', source.attname));
+            END IF;
+            changes := changes + 1;
+        END IF;
+
+        SELECT format_type(a.atttypid, a.atttypmod) INTO history_type
+        FROM pg_attribute a WHERE a.attrelid = history AND a.attname = source.attname AND NOT a.attisdropped;
+        IF history_type <> source.type THEN
+            -- ALTER COLUMN TYPE without USING converts with the plain cast, so
+            -- the history can be converted the same way. With USING, or when
+            -- an old value does not convert, the old column is kept as it is
+            -- and a new one starts: history is never rewritten into a guess.
+            converted := false;
+            IF current_query() !~* '\musing\M' THEN
+                BEGIN
+                    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING %I::%s',
+                                   history, source.attname, source.type, source.attname, source.type);
+                    converted := true;
+                EXCEPTION WHEN OTHERS THEN
+                    converted := false;
+                END;
+            END IF;
+            kept_in := NULL;
+            IF NOT converted THEN
+                PERFORM temporal_versioning.make_room_for_column(vt.id, history, source.attname);
+                SELECT c.history_column INTO kept_in FROM temporal_versioning.versioned_columns c
+                WHERE c.versioned_table_id = vt.id AND c.source_attnum = source.attnum;
+                UPDATE temporal_versioning.versioned_columns c SET source_attnum = NULL
+                 WHERE c.versioned_table_id = vt.id AND c.history_column = kept_in;
+                EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', history, source.attname, source.type);
+                INSERT INTO temporal_versioning.versioned_columns (versioned_table_id, history_column, source_attnum)
+                VALUES (vt.id, source.attname, source.attnum);
+            END IF;
+            IF journal THEN
+                PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'alter column type',
+                    jsonb_build_object('column', source.attname, 'from', history_type, 'to', source.type,
+                                       'history_converted', converted, 'history_kept_in', kept_in));
+            END IF;
+            changes := changes + 1;
+        END IF;
+    END LOOP;
+
+    PERFORM temporal_versioning.ensure_history_indexes(vt.id);
+    RETURN changes;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.sync_history_columns(integer, boolean) IS
+    'pg-temporal: bring a history table in step with its source table without losing any history';
+
+-- The two indexes time travel needs: the key with temporal_id, for one row's
+-- history and the first change of a key after an instant; and a BRIN on
+-- temporal_tx_id, for the changes after an instant. BRIN costs next to
+-- nothing on the write path because history is appended in tx order.
+CREATE OR REPLACE FUNCTION temporal_versioning.ensure_history_indexes(versioned_table_id integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    history regclass;
+    key_attnums smallint[];
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+    history := format('temporal_versioning.%I', vt.history_table)::regclass;
+
+    SELECT array_agg(a.attnum ORDER BY k.ord) INTO key_attnums
+    FROM unnest(vt.key_columns || 'temporal_id'::name) WITH ORDINALITY AS k(name, ord)
+    JOIN pg_attribute a ON a.attrelid = history AND a.attname = k.name AND NOT a.attisdropped;
+
+    IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                   JOIN pg_am am ON am.oid = ic.relam
+                   WHERE i.indrelid = history AND am.amname = 'btree'
+                     AND i.indkey::text = array_to_string(key_attnums, ' ')) THEN
+        EXECUTE format('CREATE INDEX ON %s (%s)', history,
+                       (SELECT string_agg(format('%I', k), ', ') FROM unnest(vt.key_columns || 'temporal_id'::name) k));
+    END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                   JOIN pg_am am ON am.oid = ic.relam
+                   JOIN pg_attribute a ON a.attrelid = history AND a.attnum = i.indkey[0]
+                   WHERE i.indrelid = history AND am.amname = 'brin' AND a.attname = 'temporal_tx_id') THEN
+        EXECUTE format('CREATE INDEX ON %s USING brin (temporal_tx_id) WITH (autosummarize = on)', history);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.ensure_history_indexes(integer) IS
+    'pg-temporal: create the indexes of a history table that time travel needs, if missing';
+
+-- (Re)writes the capture trigger function of one versioned table. The
+-- function has static SQL naming every column, so PL/pgSQL plans each
+-- statement once per session; it is regenerated whenever the columns change.
+--
+-- One statement per trigger event, reading the transition tables:
+--   INSERT    the keys of the new rows
+--   UPDATE    the old rows, joined to the new ones on the key; an update that
+--             changed nothing (byte for byte) is skipped; an update of a key
+--             is the DELETE of the old key and the INSERT of the new one
+--   DELETE    the old rows
+--   TRUNCATE  (BEFORE) every row of the table
+-- then, once per transaction, its context in temporal_versioning.transactions.
+CREATE OR REPLACE FUNCTION temporal_versioning.build_capture_function(versioned_table_id integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $build$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    column_list text;
+    old_values text;
+    update_values text;
+    key_list text;
+    new_keys text;
+    join_condition text;
+    first_key text;
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+
+    SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum),
+           string_agg(format('o.%I', a.attname), ', ' ORDER BY a.attnum),
+           string_agg(CASE WHEN a.attname = ANY (vt.key_columns)
+                           THEN format('COALESCE(o.%1$I, n.%1$I)', a.attname)
+                           ELSE format('o.%I', a.attname) END, ', ' ORDER BY a.attnum)
+      INTO column_list, old_values, update_values
+      FROM pg_attribute a
+     WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped;
+
+    SELECT string_agg(format('%I', k), ', '),
+           string_agg(format('n.%I', k), ', '),
+           string_agg(format('o.%1$I = n.%1$I', k), ' AND ')
+      INTO key_list, new_keys, join_condition
+      FROM unnest(vt.key_columns) k;
+    first_key := quote_ident(vt.key_columns[1]);
+
+    EXECUTE format($fn$
+CREATE OR REPLACE FUNCTION temporal_versioning.%1$I()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $capture$
+-- Generated by temporal_versioning.build_capture_function(%2$s); do not edit.
+DECLARE
+    captured bigint;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO temporal_versioning.%3$I (temporal_tx_id, temporal_operation, %4$s)
+        SELECT txid_current(),
+               CASE WHEN n.%5$s IS NULL THEN 'D' WHEN o.%5$s IS NULL THEN 'I' ELSE 'U' END,
+               %6$s
+          FROM old_rows o FULL JOIN new_rows n ON %7$s
+         WHERE o.%5$s IS NULL OR n.%5$s IS NULL OR o OPERATOR(pg_catalog.*<>) n;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO temporal_versioning.%3$I (temporal_tx_id, temporal_operation, %8$s)
+        SELECT txid_current(), 'I', %9$s FROM new_rows n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO temporal_versioning.%3$I (temporal_tx_id, temporal_operation, %4$s)
+        SELECT txid_current(), 'D', %10$s FROM old_rows o;
+    ELSE
+        -- TRUNCATE fires BEFORE, while the rows are still there. The table is
+        -- named through TG_RELID so that a rename cannot break this.
+        EXECUTE %11$L || TG_RELID::regclass::text || ' o';
+    END IF;
+    GET DIAGNOSTICS captured = ROW_COUNT;
+    IF captured > 0 THEN
+        INSERT INTO temporal_versioning.transactions
+               (tx_id, valid_from, db_user, application_name, client_addr, user_id, changeset_id)
+        VALUES (txid_current(), now(),
+                CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                     ELSE current_setting('role') END,
+                nullif(current_setting('application_name'), ''),
+                inet_client_addr(),
+                nullif(current_setting('temporal.user_id', true), ''),
+                nullif(current_setting('temporal.changeset_id', true), ''))
+        ON CONFLICT (tx_id) DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$capture$
+$fn$,
+        vt.history_table || '_capture',
+        vt.id,
+        vt.history_table,
+        column_list,
+        first_key,
+        update_values,
+        join_condition,
+        key_list,
+        new_keys,
+        old_values,
+        format('INSERT INTO temporal_versioning.%I (temporal_tx_id, temporal_operation, %s) SELECT txid_current(), %L, %s FROM ONLY ',
+               vt.history_table, column_list, 'T', old_values));
+
+    EXECUTE format('COMMENT ON FUNCTION temporal_versioning.%I() IS %L',
+                   vt.history_table || '_capture',
+                   format('pg-temporal: captures every change of %I.%I into temporal_versioning.%I',
+                          vt.schema_name, vt.table_name, vt.history_table));
+END
+$build$;
+
+COMMENT ON FUNCTION temporal_versioning.build_capture_function(integer) IS
+    'pg-temporal: (re)generate the capture trigger function of a versioned table from its current columns';

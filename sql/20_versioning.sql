@@ -1,0 +1,262 @@
+-- Turning versioning on and off. Names and parameters follow the versioning API
+-- this project mirrors: enable_temporal_versioning, disable_temporal_versioning.
+
+-- Creates (or re-attaches) the capture triggers of one table.
+CREATE OR REPLACE FUNCTION temporal_versioning.create_capture_triggers(versioned_table_id integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    source regclass;
+    capture text;
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+    source := vt.table_oid::regclass;
+    capture := format('temporal_versioning.%I()', vt.history_table || '_capture');
+    EXECUTE format('CREATE TRIGGER temporal_capture_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', source, capture);
+    EXECUTE format('CREATE TRIGGER temporal_capture_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', source, capture);
+    EXECUTE format('CREATE TRIGGER temporal_capture_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', source, capture);
+    EXECUTE format('CREATE TRIGGER temporal_capture_truncate BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s', source, capture);
+    -- ALWAYS: changes applied by a logical replication subscriber (which runs
+    -- with session_replication_role = replica) are history too.
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER temporal_capture_insert, '
+                   'ENABLE ALWAYS TRIGGER temporal_capture_update, '
+                   'ENABLE ALWAYS TRIGGER temporal_capture_delete, '
+                   'ENABLE ALWAYS TRIGGER temporal_capture_truncate', source);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.create_capture_triggers(integer) IS
+    'pg-temporal: create the four statement-level capture triggers of a versioned table';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.enable_temporal_versioning(
+    schema_name text,
+    table_name text,
+    history_table_suffix text DEFAULT '_history',
+    key_columns text[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    source record;
+    key name[];
+    history_name name;
+    existing temporal_versioning.versioned_tables;
+    vt_id integer;
+    missing text;
+    nullable text;
+BEGIN
+    IF history_table_suffix IS NULL OR history_table_suffix = '' THEN
+        RAISE EXCEPTION 'history_table_suffix must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The history table is named <table><suffix> in schema temporal_versioning; the default suffix is _history.';
+    END IF;
+
+    SELECT c.oid, c.relkind, c.relispartition, c.relpersistence, n.nspname, c.relname INTO source
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = enable_temporal_versioning.schema_name AND c.relname = enable_temporal_versioning.table_name;
+    IF source.oid IS NULL THEN
+        RAISE EXCEPTION 'relation "%.%" does not exist', schema_name, table_name USING ERRCODE = 'undefined_table';
+    END IF;
+    IF source.nspname = 'temporal_versioning' THEN
+        RAISE EXCEPTION 'cannot version "%.%": it belongs to pg-temporal itself', schema_name, table_name
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF source.relkind = 'p' OR source.relispartition THEN
+        RAISE EXCEPTION 'cannot version "%.%": partitioned tables and partitions are not supported yet', schema_name, table_name
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Statement triggers on a partitioned table do not see statements run against one partition, so changes could be missed.';
+    END IF;
+    IF source.relkind <> 'r' THEN
+        RAISE EXCEPTION '"%.%" is not a table', schema_name, table_name USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF source.relpersistence = 't' THEN
+        RAISE EXCEPTION 'cannot version temporary table "%.%"', schema_name, table_name USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = source.oid OR inhparent = source.oid) THEN
+        RAISE EXCEPTION 'cannot version "%.%": tables in an inheritance tree are not supported', schema_name, table_name
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A statement on the parent changes the children without firing their statement triggers.';
+    END IF;
+
+    -- Serialise with concurrent writers: once this commits, every write is captured.
+    EXECUTE format('LOCK TABLE %I.%I IN SHARE ROW EXCLUSIVE MODE', source.nspname, source.relname);
+
+    SELECT * INTO existing FROM temporal_versioning.versioned_tables v WHERE v.table_oid = source.oid;
+    IF existing.enabled THEN
+        RAISE EXCEPTION 'table "%.%" is already versioned', schema_name, table_name
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = format('Its history is in temporal_versioning.%I.', existing.history_table),
+                  HINT = 'See it with: temporal status ' || format('%I.%I', schema_name, table_name);
+    END IF;
+
+    -- The key: the primary key, or the columns given, which must be NOT NULL
+    -- and carry a unique index, or time travel could not tell rows apart.
+    IF key_columns IS NULL OR cardinality(key_columns) = 0 THEN
+        SELECT array_agg(a.attname ORDER BY k.ord) INTO key
+        FROM pg_index i
+        CROSS JOIN LATERAL unnest(i.indkey::smallint[]) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = source.oid AND i.indisprimary;
+        IF key IS NULL THEN
+            RAISE EXCEPTION 'table "%.%" has no primary key', schema_name, table_name
+                USING ERRCODE = 'invalid_table_definition',
+                      DETAIL = 'Versioning needs a key that identifies each row, to follow it through time.',
+                      HINT = format('Add one (ALTER TABLE %I.%I ADD PRIMARY KEY (...)), or name NOT NULL columns with a unique index: temporal enable %I.%I --key col1,col2',
+                                    schema_name, table_name, schema_name, table_name);
+        END IF;
+    ELSE
+        SELECT string_agg(quote_ident(k), ', ') INTO missing
+        FROM unnest(key_columns) k
+        WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                          WHERE a.attrelid = source.oid AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'column % of relation "%.%" does not exist', missing, schema_name, table_name
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF (SELECT count(DISTINCT k) FROM unnest(key_columns) k) <> cardinality(key_columns) THEN
+            RAISE EXCEPTION 'key columns must not repeat' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        key := key_columns::name[];
+        SELECT string_agg(quote_ident(a.attname), ', ') INTO nullable
+        FROM pg_attribute a
+        WHERE a.attrelid = source.oid AND a.attname = ANY (key) AND NOT a.attnotnull;
+        IF nullable IS NOT NULL THEN
+            RAISE EXCEPTION 'key column % of "%.%" allows NULL', nullable, schema_name, table_name
+                USING ERRCODE = 'invalid_table_definition',
+                      HINT = format('Make it NOT NULL first: ALTER TABLE %I.%I ALTER COLUMN ... SET NOT NULL', schema_name, table_name);
+        END IF;
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_index i
+            WHERE i.indrelid = source.oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+              AND (SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_attribute a
+                   WHERE a.attrelid = source.oid AND a.attnum = ANY (i.indkey::smallint[]))
+                  = (SELECT array_agg(k ORDER BY k) FROM unnest(key) k)) THEN
+            RAISE EXCEPTION 'no unique index on (%) of "%.%"',
+                            (SELECT string_agg(quote_ident(k), ', ') FROM unnest(key) k), schema_name, table_name
+                USING ERRCODE = 'invalid_table_definition',
+                      DETAIL = 'Versioning needs a key that identifies each row, to follow it through time.',
+                      HINT = format('Create one: CREATE UNIQUE INDEX ON %I.%I (%s)', schema_name, table_name,
+                                    (SELECT string_agg(quote_ident(k), ', ') FROM unnest(key) k));
+        END IF;
+    END IF;
+
+    IF existing.id IS NOT NULL THEN
+        -- Versioning was on before and its history was kept: resume into it.
+        IF existing.history_table <> source.relname || history_table_suffix
+           AND history_table_suffix <> '_history' THEN
+            RAISE EXCEPTION 'the history of "%.%" is kept in temporal_versioning.%', schema_name, table_name, existing.history_table
+                USING ERRCODE = 'duplicate_object',
+                      HINT = 'Enable without --suffix to resume into it, or drop it first: temporal disable --drop-history';
+        END IF;
+        IF existing.key_columns <> key THEN
+            RAISE EXCEPTION 'the kept history of "%.%" is keyed on (%), not (%)', schema_name, table_name,
+                            array_to_string(existing.key_columns, ', '), array_to_string(key, ', ')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use the same key, or drop the old history first: temporal disable --drop-history';
+        END IF;
+        UPDATE temporal_versioning.versioned_tables v
+           SET enabled = true, versioning_since = now(), disabled_at = NULL,
+               schema_name = source.nspname, table_name = source.relname
+         WHERE v.id = existing.id;
+        vt_id := existing.id;
+        PERFORM temporal_versioning.sync_history_columns(vt_id, journal => true);
+        history_name := existing.history_table;
+    ELSE
+        history_name := source.relname || history_table_suffix;
+        IF octet_length(history_name) > 55 THEN
+            RAISE EXCEPTION 'history table name "%" is too long', history_name
+                USING ERRCODE = 'name_too_long',
+                      HINT = 'Names are limited to 63 bytes and pg-temporal adds up to 8; choose a shorter suffix (--suffix).';
+        END IF;
+        IF to_regclass(format('temporal_versioning.%I', history_name)) IS NOT NULL THEN
+            RAISE EXCEPTION 'relation "temporal_versioning.%" already exists', history_name
+                USING ERRCODE = 'duplicate_table',
+                      DETAIL = (SELECT format('It keeps the history of %I.%I.', v.schema_name, v.table_name)
+                                FROM temporal_versioning.versioned_tables v WHERE v.history_table = history_name),
+                      HINT = 'Choose another suffix (--suffix), or drop the old history: temporal disable --drop-history';
+        END IF;
+        EXECUTE format(
+            'CREATE TABLE temporal_versioning.%I ('
+            '  temporal_id bigint GENERATED ALWAYS AS IDENTITY,'
+            '  temporal_tx_id bigint NOT NULL,'
+            '  temporal_operation "char" NOT NULL CHECK (temporal_operation IN (''I'', ''U'', ''D'', ''T'')))',
+            history_name);
+        EXECUTE format('COMMENT ON TABLE temporal_versioning.%I IS %L', history_name,
+            format('pg-temporal history of %I.%I: one row per change, holding the row as it was before the change '
+                   '(only the key for an INSERT). Join temporal_tx_id to temporal_versioning.transactions for when and who.',
+                   source.nspname, source.relname));
+        EXECUTE format('COMMENT ON COLUMN temporal_versioning.%I.temporal_operation IS %L', history_name,
+                       'I insert (key only), U update, D delete, T truncate (row before the change)');
+
+        INSERT INTO temporal_versioning.versioned_tables (schema_name, table_name, table_oid, history_table, key_columns)
+        VALUES (source.nspname, source.relname, source.oid, history_name, key)
+        RETURNING id INTO vt_id;
+        PERFORM temporal_versioning.sync_history_columns(vt_id, journal => false);
+    END IF;
+
+    PERFORM temporal_versioning.build_capture_function(vt_id);
+    PERFORM temporal_versioning.create_capture_triggers(vt_id);
+    PERFORM temporal_versioning.record_schema_change(vt_id, 'ENABLE', 'enable versioning',
+        jsonb_build_object('key_columns', key, 'history_table', history_name, 'resumed', existing.id IS NOT NULL));
+    RETURN format('temporal_versioning.%I', history_name);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.enable_temporal_versioning(text, text, text, text[]) IS
+    'pg-temporal: start capturing every change of a table into temporal_versioning.<table><suffix>';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.disable_temporal_versioning(
+    schema_name text,
+    table_name text,
+    drop_history boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    vt := temporal_versioning.find_versioned_table(schema_name, table_name);
+    IF NOT vt.enabled AND NOT drop_history THEN
+        RAISE EXCEPTION 'versioning of "%.%" is already off', schema_name, table_name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('Its history is kept in temporal_versioning.%I.', vt.history_table),
+                  HINT = 'To remove that history too: temporal disable --drop-history';
+    END IF;
+
+    -- Off in the catalog first: the sql_drop guard lets the triggers go then.
+    IF drop_history THEN
+        DELETE FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id;
+    ELSE
+        UPDATE temporal_versioning.versioned_tables v SET enabled = false, disabled_at = now() WHERE v.id = vt.id;
+    END IF;
+    IF vt.table_oid IS NOT NULL THEN
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
+        EXECUTE format('DROP TRIGGER IF EXISTS temporal_capture_insert ON %1$s; '
+                       'DROP TRIGGER IF EXISTS temporal_capture_update ON %1$s; '
+                       'DROP TRIGGER IF EXISTS temporal_capture_delete ON %1$s; '
+                       'DROP TRIGGER IF EXISTS temporal_capture_truncate ON %1$s', vt.table_oid::regclass);
+    END IF;
+    EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
+
+    IF drop_history THEN
+        EXECUTE format('DROP TABLE IF EXISTS temporal_versioning.%I', vt.history_table);
+        RETURN format('versioning of %I.%I is off; its history was dropped', vt.schema_name, vt.table_name);
+    END IF;
+
+    PERFORM temporal_versioning.record_schema_change(vt.id, 'DISABLE', 'disable versioning', '{}');
+    RETURN format('versioning of %I.%I is off; its history is kept in temporal_versioning.%I',
+                  vt.schema_name, vt.table_name, vt.history_table);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.disable_temporal_versioning(text, text, boolean) IS
+    'pg-temporal: stop capturing changes of a table; keep its history unless drop_history';

@@ -1,0 +1,111 @@
+-- What is versioned, and what its history holds.
+
+-- State of the capture triggers of a table: 'enabled' when all four fire
+-- always, 'disabled' when any is disabled, 'missing' when any is gone,
+-- 'dropped' when the table itself is gone.
+CREATE OR REPLACE FUNCTION temporal_versioning.capture_state(table_oid oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN table_oid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = table_oid) THEN 'dropped'
+        WHEN count(t.oid) < 4 THEN 'missing'
+        WHEN bool_and(t.tgenabled = 'A') THEN 'enabled'
+        WHEN bool_or(t.tgenabled = 'D') THEN 'disabled'
+        ELSE 'enabled (origin only)'
+    END
+    FROM pg_trigger t
+    WHERE t.tgrelid = table_oid
+      AND t.tgname IN ('temporal_capture_insert', 'temporal_capture_update',
+                       'temporal_capture_delete', 'temporal_capture_truncate');
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.capture_state(oid) IS
+    'pg-temporal: whether the capture triggers of a table are in place and firing';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.list_temporal_tables()
+RETURNS TABLE (
+    schema_name      name,
+    table_name       name,
+    history_table    text,
+    enabled          boolean,
+    capture          text,
+    key_columns      name[],
+    versioning_since timestamptz,
+    created_at       timestamptz,
+    history_rows     bigint,
+    history_bytes    bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT v.schema_name, v.table_name,
+           format('temporal_versioning.%I', v.history_table),
+           v.enabled,
+           CASE WHEN v.enabled THEN temporal_versioning.capture_state(v.table_oid) ELSE 'off' END,
+           v.key_columns, v.versioning_since, v.created_at,
+           -- reltuples is the planner's estimate, so listing stays instant on any
+           -- size (NULL until the history was first analyzed); status counts exactly.
+           nullif(c.reltuples, -1)::bigint,
+           pg_total_relation_size(c.oid)
+    FROM temporal_versioning.versioned_tables v
+    LEFT JOIN pg_class c ON c.oid = to_regclass(format('temporal_versioning.%I', v.history_table))
+    ORDER BY v.schema_name, v.table_name, v.id;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.list_temporal_tables() IS
+    'pg-temporal: every table that is or was versioned, with its history size (rows estimated)';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.get_temporal_status(schema_name text, table_name text)
+RETURNS TABLE (
+    source_table     text,
+    history_table    text,
+    enabled          boolean,
+    capture          text,
+    key_columns      name[],
+    versioning_since timestamptz,
+    created_at       timestamptz,
+    inserts          bigint,
+    updates          bigint,
+    deletes          bigint,
+    truncates        bigint,
+    total_changes    bigint,
+    first_change     timestamptz,
+    last_change      timestamptz,
+    history_bytes    bigint,
+    schema_changes   bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    vt := temporal_versioning.find_versioned_table(get_temporal_status.schema_name, get_temporal_status.table_name);
+    RETURN QUERY EXECUTE format($q$
+        WITH per_transaction AS (
+            SELECT h.temporal_tx_id,
+                   count(*) FILTER (WHERE h.temporal_operation = 'I') AS inserts,
+                   count(*) FILTER (WHERE h.temporal_operation = 'U') AS updates,
+                   count(*) FILTER (WHERE h.temporal_operation = 'D') AS deletes,
+                   bool_or(h.temporal_operation = 'T') AS truncated,
+                   count(*) AS changes
+            FROM temporal_versioning.%I h
+            GROUP BY h.temporal_tx_id)
+        SELECT format('%%I.%%I', $1.schema_name, $1.table_name), format('temporal_versioning.%%I', $1.history_table),
+               $1.enabled,
+               CASE WHEN $1.enabled THEN temporal_versioning.capture_state($1.table_oid) ELSE 'off' END,
+               $1.key_columns, $1.versioning_since, $1.created_at,
+               coalesce(sum(p.inserts), 0)::bigint, coalesce(sum(p.updates), 0)::bigint,
+               coalesce(sum(p.deletes), 0)::bigint, count(*) FILTER (WHERE p.truncated),
+               coalesce(sum(p.changes), 0)::bigint,
+               min(t.valid_from), max(t.valid_from),
+               pg_total_relation_size(format('temporal_versioning.%%I', $1.history_table)::regclass),
+               (SELECT count(*) FROM temporal_versioning.schema_changes s WHERE s.versioned_table_id = $1.id)
+        FROM per_transaction p
+        LEFT JOIN temporal_versioning.transactions t ON t.tx_id = p.temporal_tx_id
+    $q$, vt.history_table) USING vt;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.get_temporal_status(text, text) IS
+    'pg-temporal: capture state and exact change counts of one versioned table';

@@ -1,0 +1,130 @@
+-- Following schema changes of versioned tables. Two event triggers keep each
+-- history table in step with its source table and journal every change in
+-- temporal_versioning.schema_changes; they also stop the two commands that
+-- would silently end capture (dropping a capture trigger, dropping the history
+-- of a table still versioned). Creating event triggers needs a superuser (on
+-- managed services, rds_superuser or azure_pg_admin); without one, install
+-- warns and versioning works without following schema changes.
+
+CREATE OR REPLACE FUNCTION temporal_versioning.on_alter_table()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    altered oid;
+    vt temporal_versioning.versioned_tables;
+    current_schema_name name;
+    current_table_name name;
+    state text;
+BEGIN
+    FOR altered IN
+        SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
+        WHERE c.classid = 'pg_class'::regclass AND c.object_type IN ('table', 'table column')
+    LOOP
+        SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.table_oid = altered;
+        CONTINUE WHEN vt.id IS NULL;
+
+        SELECT n.nspname, c.relname INTO current_schema_name, current_table_name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = altered;
+        IF (current_schema_name, current_table_name) IS DISTINCT FROM (vt.schema_name, vt.table_name) THEN
+            UPDATE temporal_versioning.versioned_tables v
+               SET schema_name = current_schema_name, table_name = current_table_name
+             WHERE v.id = vt.id;
+            PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE',
+                CASE WHEN current_schema_name <> vt.schema_name THEN 'set schema' ELSE 'rename table' END,
+                jsonb_build_object('from', format('%I.%I', vt.schema_name, vt.table_name),
+                                   'to', format('%I.%I', current_schema_name, current_table_name)));
+        END IF;
+
+        IF temporal_versioning.sync_history_columns(vt.id) > 0 AND vt.enabled THEN
+            PERFORM temporal_versioning.build_capture_function(vt.id);
+        END IF;
+
+        IF vt.enabled THEN
+            state := temporal_versioning.capture_state(vt.table_oid);
+            IF state <> 'enabled' THEN
+                RAISE WARNING 'capture of "%.%" is %: changes are not being recorded', current_schema_name, current_table_name, state
+                    USING HINT = format('Turn it back on: ALTER TABLE %I.%I ENABLE ALWAYS TRIGGER temporal_capture_insert, '
+                                        'ENABLE ALWAYS TRIGGER temporal_capture_update, ENABLE ALWAYS TRIGGER temporal_capture_delete, '
+                                        'ENABLE ALWAYS TRIGGER temporal_capture_truncate', current_schema_name, current_table_name);
+                PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'capture triggers changed',
+                                                                 jsonb_build_object('capture', state));
+            END IF;
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.on_alter_table() IS
+    'pg-temporal: event trigger that follows ALTER TABLE on versioned tables into their history tables';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped record;
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    FOR dropped IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+        IF dropped.object_type = 'table' THEN
+            SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.table_oid = dropped.objid;
+            IF vt.id IS NOT NULL THEN
+                -- The table is gone; its history stays.
+                UPDATE temporal_versioning.versioned_tables v
+                   SET enabled = false, table_oid = NULL, disabled_at = now()
+                 WHERE v.id = vt.id;
+                EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
+                PERFORM temporal_versioning.record_schema_change(vt.id, 'DROP TABLE', 'drop table',
+                    jsonb_build_object('history_kept_in', format('temporal_versioning.%I', vt.history_table)));
+                CONTINUE;
+            END IF;
+
+            IF dropped.schema_name = 'temporal_versioning' THEN
+                SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.history_table = dropped.object_name;
+                IF vt.id IS NOT NULL AND vt.enabled THEN
+                    RAISE EXCEPTION 'cannot drop temporal_versioning.%: it keeps the history of "%.%", which is still versioned',
+                                    vt.history_table, vt.schema_name, vt.table_name
+                        USING ERRCODE = 'dependent_objects_still_exist',
+                              HINT = format('Turn versioning off and drop the history with: temporal disable %I.%I --drop-history',
+                                            vt.schema_name, vt.table_name);
+                ELSIF vt.id IS NOT NULL THEN
+                    DELETE FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id;
+                END IF;
+            END IF;
+        ELSIF dropped.object_type = 'trigger' AND dropped.original
+              AND dropped.address_names[3] IN ('temporal_capture_insert', 'temporal_capture_update',
+                                               'temporal_capture_delete', 'temporal_capture_truncate') THEN
+            IF EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v
+                       WHERE v.enabled AND v.schema_name = dropped.address_names[1]
+                         AND v.table_name = dropped.address_names[2]) THEN
+                RAISE EXCEPTION 'cannot drop trigger % on "%.%": it captures the history of a versioned table',
+                                dropped.address_names[3], dropped.address_names[1], dropped.address_names[2]
+                    USING ERRCODE = 'dependent_objects_still_exist',
+                          HINT = format('Turn versioning off instead: temporal disable %I.%I',
+                                        dropped.address_names[1], dropped.address_names[2]);
+            END IF;
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.on_sql_drop() IS
+    'pg-temporal: event trigger that keeps history when a versioned table is dropped, and guards capture';
+
+DO $$
+BEGIN
+    DROP EVENT TRIGGER IF EXISTS temporal_versioning_alter_table;
+    DROP EVENT TRIGGER IF EXISTS temporal_versioning_sql_drop;
+    CREATE EVENT TRIGGER temporal_versioning_alter_table ON ddl_command_end
+        WHEN TAG IN ('ALTER TABLE')
+        EXECUTE FUNCTION temporal_versioning.on_alter_table();
+    CREATE EVENT TRIGGER temporal_versioning_sql_drop ON sql_drop
+        EXECUTE FUNCTION temporal_versioning.on_sql_drop();
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'schema changes of versioned tables will not be followed: creating event triggers needs a superuser'
+        USING HINT = 'Run temporal install as a superuser (on managed services: rds_superuser, azure_pg_admin).';
+END
+$$;
