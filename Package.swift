@@ -36,13 +36,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["Postgres"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["Postgres"]
+            dependencies: ["Postgres", "TestSupport"]
         ),
         .testTarget(
             name: "TemporalKitTests",
-            dependencies: ["TemporalKit", "Postgres"]
+            dependencies: ["TemporalKit", "Postgres", "TestSupport"]
+        ),
+        .testTarget(
+            name: "TemporalCLITests",
+            dependencies: ["temporal", "TestSupport", "Postgres"]
         ),
     ]
 )
