@@ -88,7 +88,8 @@ BEGIN
          WHERE c.versioned_table_id = vt.id AND c.history_column = mapped.history_column;
         IF journal THEN
             PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'drop column',
-                jsonb_build_object('column', mapped.history_column, 'history_kept_in', mapped.history_column));
+                jsonb_build_object('column', mapped.history_column, 'attnum', mapped.source_attnum,
+                                   'history_kept_in', mapped.history_column));
         END IF;
         changes := changes + 1;
     END LOOP;
@@ -110,7 +111,7 @@ BEGIN
             VALUES (vt.id, source.attname, source.attnum);
             IF journal THEN
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'add column',
-                    jsonb_build_object('column', source.attname, 'type', source.type));
+                    jsonb_build_object('column', source.attname, 'attnum', source.attnum, 'type', source.type));
             END IF;
             changes := changes + 1;
             CONTINUE;
@@ -127,7 +128,7 @@ BEGIN
             vt.key_columns := array_replace(vt.key_columns, mapped.history_column, source.attname);
             IF journal THEN
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'rename column',
-                    jsonb_build_object('from', mapped.history_column, 'to', source.attname));
+                    jsonb_build_object('from', mapped.history_column, 'to', source.attname, 'attnum', source.attnum));
             END IF;
             changes := changes + 1;
         END IF;
@@ -162,7 +163,7 @@ BEGIN
             END IF;
             IF journal THEN
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'alter column type',
-                    jsonb_build_object('column', source.attname, 'from', history_type, 'to', source.type,
+                    jsonb_build_object('column', source.attname, 'attnum', source.attnum, 'from', history_type, 'to', source.type,
                                        'history_converted', converted, 'history_kept_in', kept_in));
             END IF;
             changes := changes + 1;
@@ -225,8 +226,8 @@ COMMENT ON FUNCTION temporal_versioning.ensure_history_indexes(integer) IS
 -- One statement per trigger event, reading the transition tables:
 --   INSERT    the keys of the new rows
 --   UPDATE    the old rows, joined to the new ones on the key; an update that
---             changed nothing (byte for byte) is skipped; an update of a key
---             is the DELETE of the old key and the INSERT of the new one
+--             changed nothing a reader could see is skipped; an update of a
+--             key is the DELETE of the old key and the INSERT of the new one
 --   DELETE    the old rows
 --   TRUNCATE  (BEFORE) every row of the table
 -- then, once per transaction, its context in temporal_versioning.transactions.
@@ -244,6 +245,7 @@ DECLARE
     new_keys text;
     join_condition text;
     first_key text;
+    changed_condition text;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
 
@@ -263,6 +265,28 @@ BEGIN
       FROM unnest(vt.key_columns) k;
     first_key := quote_ident(vt.key_columns[1]);
 
+    -- Did an UPDATE change the row? Column by column: types whose equality is
+    -- byte equality compare directly (text types under COLLATE "C", so that a
+    -- case-insensitive collation cannot hide a change); every other type by its
+    -- printed form, so that 1.0 -> 1.00 or a reformatted json counts, like any
+    -- change a reader could see. Cheaper than comparing whole rows.
+    SELECT coalesce(string_agg(
+               CASE WHEN h.history_type_oid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype,
+                                                'bool'::regtype, 'date'::regtype, 'timestamp'::regtype,
+                                                'timestamptz'::regtype, 'time'::regtype, 'uuid'::regtype,
+                                                'bytea'::regtype, '"char"'::regtype)
+                    THEN format('o.%1$I IS DISTINCT FROM n.%1$I', a.attname)
+                    WHEN h.history_type_oid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype)
+                    THEN format('o.%1$I COLLATE "C" IS DISTINCT FROM n.%1$I COLLATE "C"', a.attname)
+                    ELSE format('o.%1$I::text IS DISTINCT FROM n.%1$I::text', a.attname) END,
+               ' OR ' ORDER BY a.attnum), 'false')
+      INTO changed_condition
+      FROM pg_attribute a
+      CROSS JOIN LATERAL (SELECT to_regtype(temporal_versioning.history_column_type(a.atttypid, a.atttypmod))::oid
+                          AS history_type_oid) h
+     WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname <> ALL (vt.key_columns);
+
     EXECUTE format($fn$
 CREATE OR REPLACE FUNCTION temporal_versioning.%1$I()
 RETURNS trigger
@@ -280,7 +304,7 @@ BEGIN
                CASE WHEN n.%5$s IS NULL THEN 'D' WHEN o.%5$s IS NULL THEN 'I' ELSE 'U' END,
                %6$s
           FROM old_rows o FULL JOIN new_rows n ON %7$s
-         WHERE o.%5$s IS NULL OR n.%5$s IS NULL OR o OPERATOR(pg_catalog.*<>) n;
+         WHERE o.%5$s IS NULL OR n.%5$s IS NULL OR %12$s;
     ELSIF TG_OP = 'INSERT' THEN
         INSERT INTO temporal_versioning.%3$I (temporal_tx_id, temporal_operation, %8$s)
         SELECT txid_current(), 'I', %9$s FROM new_rows n;
@@ -320,7 +344,8 @@ $fn$,
         new_keys,
         old_values,
         format('INSERT INTO temporal_versioning.%I (temporal_tx_id, temporal_operation, %s) SELECT txid_current(), %L, %s FROM ONLY ',
-               vt.history_table, column_list, 'T', old_values));
+               vt.history_table, column_list, 'T', old_values),
+        changed_condition);
 
     EXECUTE format('COMMENT ON FUNCTION temporal_versioning.%I() IS %L',
                    vt.history_table || '_capture',

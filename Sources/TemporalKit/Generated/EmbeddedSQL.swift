@@ -269,7 +269,8 @@ BEGIN
          WHERE c.versioned_table_id = vt.id AND c.history_column = mapped.history_column;
         IF journal THEN
             PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'drop column',
-                jsonb_build_object('column', mapped.history_column, 'history_kept_in', mapped.history_column));
+                jsonb_build_object('column', mapped.history_column, 'attnum', mapped.source_attnum,
+                                   'history_kept_in', mapped.history_column));
         END IF;
         changes := changes + 1;
     END LOOP;
@@ -291,7 +292,7 @@ BEGIN
             VALUES (vt.id, source.attname, source.attnum);
             IF journal THEN
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'add column',
-                    jsonb_build_object('column', source.attname, 'type', source.type));
+                    jsonb_build_object('column', source.attname, 'attnum', source.attnum, 'type', source.type));
             END IF;
             changes := changes + 1;
             CONTINUE;
@@ -308,7 +309,7 @@ BEGIN
             vt.key_columns := array_replace(vt.key_columns, mapped.history_column, source.attname);
             IF journal THEN
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'rename column',
-                    jsonb_build_object('from', mapped.history_column, 'to', source.attname));
+                    jsonb_build_object('from', mapped.history_column, 'to', source.attname, 'attnum', source.attnum));
             END IF;
             changes := changes + 1;
         END IF;
@@ -343,7 +344,7 @@ BEGIN
             END IF;
             IF journal THEN
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'alter column type',
-                    jsonb_build_object('column', source.attname, 'from', history_type, 'to', source.type,
+                    jsonb_build_object('column', source.attname, 'attnum', source.attnum, 'from', history_type, 'to', source.type,
                                        'history_converted', converted, 'history_kept_in', kept_in));
             END IF;
             changes := changes + 1;
@@ -406,8 +407,8 @@ COMMENT ON FUNCTION temporal_versioning.ensure_history_indexes(integer) IS
 -- One statement per trigger event, reading the transition tables:
 --   INSERT    the keys of the new rows
 --   UPDATE    the old rows, joined to the new ones on the key; an update that
---             changed nothing (byte for byte) is skipped; an update of a key
---             is the DELETE of the old key and the INSERT of the new one
+--             changed nothing a reader could see is skipped; an update of a
+--             key is the DELETE of the old key and the INSERT of the new one
 --   DELETE    the old rows
 --   TRUNCATE  (BEFORE) every row of the table
 -- then, once per transaction, its context in temporal_versioning.transactions.
@@ -425,6 +426,7 @@ DECLARE
     new_keys text;
     join_condition text;
     first_key text;
+    changed_condition text;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
 
@@ -444,6 +446,28 @@ BEGIN
       FROM unnest(vt.key_columns) k;
     first_key := quote_ident(vt.key_columns[1]);
 
+    -- Did an UPDATE change the row? Column by column: types whose equality is
+    -- byte equality compare directly (text types under COLLATE "C", so that a
+    -- case-insensitive collation cannot hide a change); every other type by its
+    -- printed form, so that 1.0 -> 1.00 or a reformatted json counts, like any
+    -- change a reader could see. Cheaper than comparing whole rows.
+    SELECT coalesce(string_agg(
+               CASE WHEN h.history_type_oid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype,
+                                                'bool'::regtype, 'date'::regtype, 'timestamp'::regtype,
+                                                'timestamptz'::regtype, 'time'::regtype, 'uuid'::regtype,
+                                                'bytea'::regtype, '"char"'::regtype)
+                    THEN format('o.%1$I IS DISTINCT FROM n.%1$I', a.attname)
+                    WHEN h.history_type_oid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype)
+                    THEN format('o.%1$I COLLATE "C" IS DISTINCT FROM n.%1$I COLLATE "C"', a.attname)
+                    ELSE format('o.%1$I::text IS DISTINCT FROM n.%1$I::text', a.attname) END,
+               ' OR ' ORDER BY a.attnum), 'false')
+      INTO changed_condition
+      FROM pg_attribute a
+      CROSS JOIN LATERAL (SELECT to_regtype(temporal_versioning.history_column_type(a.atttypid, a.atttypmod))::oid
+                          AS history_type_oid) h
+     WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname <> ALL (vt.key_columns);
+
     EXECUTE format($fn$
 CREATE OR REPLACE FUNCTION temporal_versioning.%1$I()
 RETURNS trigger
@@ -461,7 +485,7 @@ BEGIN
                CASE WHEN n.%5$s IS NULL THEN 'D' WHEN o.%5$s IS NULL THEN 'I' ELSE 'U' END,
                %6$s
           FROM old_rows o FULL JOIN new_rows n ON %7$s
-         WHERE o.%5$s IS NULL OR n.%5$s IS NULL OR o OPERATOR(pg_catalog.*<>) n;
+         WHERE o.%5$s IS NULL OR n.%5$s IS NULL OR %12$s;
     ELSIF TG_OP = 'INSERT' THEN
         INSERT INTO temporal_versioning.%3$I (temporal_tx_id, temporal_operation, %8$s)
         SELECT txid_current(), 'I', %9$s FROM new_rows n;
@@ -501,7 +525,8 @@ $fn$,
         new_keys,
         old_values,
         format('INSERT INTO temporal_versioning.%I (temporal_tx_id, temporal_operation, %s) SELECT txid_current(), %L, %s FROM ONLY ',
-               vt.history_table, column_list, 'T', old_values));
+               vt.history_table, column_list, 'T', old_values),
+        changed_condition);
 
     EXECUTE format('COMMENT ON FUNCTION temporal_versioning.%I() IS %L',
                    vt.history_table || '_capture',
@@ -1021,6 +1046,913 @@ EXCEPTION WHEN insufficient_privilege THEN
         USING HINT = 'Run temporal install as a superuser (on managed services: rds_superuser, azure_pg_admin).';
 END
 $$;
+"""###),
+        SQLFile(name: "50_time_travel_common.sql", text: ###"""
+-- Building blocks of time travel: which columns a reconstruction has, the
+-- changes after an instant, and the checks every time-travel call makes.
+--
+-- The state of a table at T is the live row of every key that did not change
+-- after T, and, for each key that did, the image kept by its first change
+-- after T (absent when that change was an INSERT). Every query here reads the
+-- changes after T only, through the BRIN index on temporal_tx_id, so its cost
+-- follows the number of changes, not the size of the table.
+
+-- The live columns of a versioned table, in order, with the history column
+-- that keeps each one.
+CREATE OR REPLACE FUNCTION temporal_versioning.live_columns(versioned_table_id integer)
+RETURNS TABLE (attnum smallint, column_name name, history_column name, column_type text,
+               history_type text, is_generated boolean, is_identity_always boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.attnum, a.attname, c.history_column, format_type(a.atttypid, a.atttypmod),
+           temporal_versioning.history_column_type(a.atttypid, a.atttypmod),
+           a.attgenerated <> '', a.attidentity = 'a'
+    FROM temporal_versioning.versioned_tables v
+    JOIN pg_attribute a ON a.attrelid = v.table_oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN temporal_versioning.versioned_columns c
+      ON c.versioned_table_id = v.id AND c.source_attnum = a.attnum
+    WHERE v.id = live_columns.versioned_table_id
+    ORDER BY a.attnum;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.live_columns(integer) IS
+    'pg-temporal: the live columns of a versioned table and the history columns that keep them';
+
+-- SQL for a jsonb object of the given columns of `alias`:
+-- jsonb_build_object('a', alias."a", ...). Objects are built 50 columns at a
+-- time and concatenated, since a function takes at most 100 arguments.
+CREATE OR REPLACE FUNCTION temporal_versioning.jsonb_object_sql(alias text, keys name[], sources name[])
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(string_agg(chunk, ' || '), '''{}''::jsonb')
+    FROM (
+        SELECT 'jsonb_build_object(' || string_agg(format('%L, %s.%I', keys[i], alias, sources[i]), ', ' ORDER BY i) || ')' AS chunk
+        FROM generate_subscripts(keys, 1) AS i
+        GROUP BY (i - 1) / 50
+        ORDER BY (i - 1) / 50
+    ) chunks;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.jsonb_object_sql(text, name[], name[]) IS
+    'pg-temporal: SQL building a jsonb object from columns, for tables of any width';
+
+-- SQL joining two aliases on the key: a."k1" = b."k1" AND a."k2" = b."k2".
+CREATE OR REPLACE FUNCTION temporal_versioning.key_join_sql(left_alias text, right_alias text, keys name[])
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(format('%s.%I = %s.%I', left_alias, k, right_alias, k), ' AND ' ORDER BY i)
+    FROM unnest(keys) WITH ORDINALITY AS u(k, i);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.key_join_sql(text, text, name[]) IS
+    'pg-temporal: SQL equating the key columns of two aliases';
+
+-- SQL listing the key columns of an alias: a."k1", a."k2".
+CREATE OR REPLACE FUNCTION temporal_versioning.key_list_sql(alias text, keys name[])
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(format('%s.%I', alias, k), ', ' ORDER BY i)
+    FROM unnest(keys) WITH ORDINALITY AS u(k, i);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.key_list_sql(text, name[]) IS
+    'pg-temporal: SQL listing the key columns of an alias';
+
+-- SQL selecting the history rows of transactions that started after the
+-- instant in parameter $<param>. The range condition on temporal_tx_id lets
+-- the BRIN index skip everything older; the IN list is exact.
+CREATE OR REPLACE FUNCTION temporal_versioning.changes_after_sql(history_table name, param integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format(
+        '(SELECT h.* FROM temporal_versioning.%1$I h'
+        ' WHERE h.temporal_tx_id >= (SELECT coalesce(min(t.tx_id), 9223372036854775807)'
+        '                            FROM temporal_versioning.transactions t WHERE t.valid_from > $%2$s)'
+        '   AND h.temporal_tx_id IN (SELECT t.tx_id FROM temporal_versioning.transactions t WHERE t.valid_from > $%2$s))',
+        history_table, param);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.changes_after_sql(name, integer) IS
+    'pg-temporal: SQL for the changes of a history table made by transactions after an instant';
+
+-- The versioned table to travel in, after the checks every time-travel
+-- request makes: the table still exists, and each instant lies inside the
+-- unbroken stretch of history and not in the future.
+CREATE OR REPLACE FUNCTION temporal_versioning.time_travel_table(
+    schema_name text, table_name text, instants timestamptz[] DEFAULT '{}', needs_live_table boolean DEFAULT true)
+RETURNS temporal_versioning.versioned_tables
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    instant timestamptz;
+BEGIN
+    vt := temporal_versioning.find_versioned_table(schema_name, table_name);
+    IF needs_live_table AND vt.table_oid IS NULL THEN
+        RAISE EXCEPTION 'table "%.%" was dropped', schema_name, table_name
+            USING ERRCODE = 'undefined_table',
+                  DETAIL = format('Its history is kept in temporal_versioning.%I; the changes can be read with temporal log and temporal history.', vt.history_table);
+    END IF;
+    FOREACH instant IN ARRAY instants LOOP
+        IF instant IS NULL OR NOT isfinite(instant) THEN
+            RAISE EXCEPTION 'instant "%" is not a finite point in time', instant
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF instant > now() THEN
+            RAISE EXCEPTION 'instant % is in the future', instant
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The database''s time is now %s.', now());
+        END IF;
+        IF instant < vt.versioning_since THEN
+            RAISE EXCEPTION 'instant % is before the history of "%.%" begins', instant, schema_name, table_name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The earliest instant that can be reconstructed is %s%s.', vt.versioning_since,
+                                      CASE WHEN vt.created_at < vt.versioning_since
+                                           THEN ', when versioning was last turned on (changes made while it was off are not known)'
+                                           ELSE ', when versioning was turned on' END),
+                      HINT = format('Use an instant at or after %s.', vt.versioning_since);
+        END IF;
+    END LOOP;
+    RETURN vt;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.time_travel_table(text, text, timestamptz[], boolean) IS
+    'pg-temporal: the versioned table for a time-travel request, after checking its instants';
+
+-- What the schema changes since an instant mean for a reconstruction of the
+-- table at that instant, as a caveat per affected column: columns added since
+-- (their values are today's), dropped since (not shown), or retyped with a
+-- conversion the history could not repeat (old values kept apart).
+CREATE OR REPLACE FUNCTION temporal_versioning.schema_changes_since(versioned_table_id integer, since timestamptz)
+RETURNS TABLE (change text, column_name text, attnum smallint, changed_at timestamptz, kept_in text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.change, coalesce(s.details->>'column', s.details->>'to'),
+           (s.details->>'attnum')::smallint, s.changed_at, s.details->>'history_kept_in'
+    FROM temporal_versioning.schema_changes s
+    WHERE s.versioned_table_id = schema_changes_since.versioned_table_id
+      AND s.changed_at >= since
+      AND (s.change IN ('add column', 'drop column')
+           OR (s.change = 'alter column type' AND NOT (s.details->>'history_converted')::boolean))
+    ORDER BY s.id;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.schema_changes_since(integer, timestamptz) IS
+    'pg-temporal: the column changes since an instant that a reconstruction must account for';
+
+-- Raises a WARNING for each schema change since the instant that makes a
+-- read of the past differ from what the table held then.
+CREATE OR REPLACE FUNCTION temporal_versioning.warn_schema_changes_since(vt temporal_versioning.versioned_tables, since timestamptz)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT * FROM temporal_versioning.schema_changes_since(vt.id, since) LOOP
+        IF c.change = 'add column' THEN
+            RAISE WARNING 'column "%" of "%.%" was added at %, after %: rows shown from the table itself carry today''s value',
+                c.column_name, vt.schema_name, vt.table_name, c.changed_at, since;
+        ELSIF c.change = 'drop column' THEN
+            RAISE WARNING 'column "%" of "%.%" was dropped at %: its values at % are not shown',
+                c.column_name, vt.schema_name, vt.table_name, c.changed_at, since
+                USING HINT = format('They are kept in temporal_versioning.%I.%I.', vt.history_table, c.kept_in);
+        ELSE
+            RAISE WARNING 'column "%" of "%.%" changed type at % with a conversion the history could not repeat: its earlier values are not shown',
+                c.column_name, vt.schema_name, vt.table_name, c.changed_at
+                USING HINT = format('They are kept in temporal_versioning.%I.%I.', vt.history_table, c.kept_in);
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.warn_schema_changes_since(temporal_versioning.versioned_tables, timestamptz) IS
+    'pg-temporal: warn about schema changes since an instant that a read of the past cannot undo';
+"""###),
+        SQLFile(name: "51_reading.sql", text: ###"""
+-- Reading the past: a table as it was (as_of, query_temporal_data), what
+-- changed between two instants (compare_temporal_data), one row's versions
+-- (get_row_history) and the log of changes (get_change_history).
+
+-- The query for the table as it was at the instant in $1, with the table's
+-- live columns. The CLI runs it directly so rows stream; as_of() wraps it.
+CREATE OR REPLACE FUNCTION temporal_versioning.as_of_sql(versioned_table_id integer)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    live_list text;
+    image_list text;
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+    SELECT string_agg(format('s.%I', c.column_name), ', ' ORDER BY c.attnum),
+           string_agg(format('f.%I::%s AS %I', c.history_column, c.column_type, c.column_name), ', ' ORDER BY c.attnum)
+      INTO live_list, image_list
+      FROM temporal_versioning.live_columns(vt.id) c;
+    RETURN format(
+        'WITH first_after AS ('
+        '  SELECT DISTINCT ON (%1$s) h.* FROM %2$s h ORDER BY %1$s, h.temporal_id) '
+        'SELECT %3$s FROM ONLY %4$s s'
+        ' WHERE NOT EXISTS (SELECT 1 FROM first_after f WHERE %5$s) '
+        'UNION ALL '
+        'SELECT %6$s FROM first_after f WHERE f.temporal_operation <> ''I''',
+        temporal_versioning.key_list_sql('h', vt.key_columns),
+        temporal_versioning.changes_after_sql(vt.history_table, 1),
+        live_list,
+        vt.table_oid::regclass,
+        temporal_versioning.key_join_sql('f', 's', vt.key_columns),
+        image_list);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.as_of_sql(integer) IS
+    'pg-temporal: the query (instant in $1) reading a versioned table as it was at that instant';
+
+-- Typed time travel for psql users and applications:
+--   SELECT * FROM temporal_versioning.as_of(NULL::public.customers, '2026-01-15 10:30+00');
+CREATE OR REPLACE FUNCTION temporal_versioning.as_of(table_type anyelement, at timestamptz)
+RETURNS SETOF anyelement
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    source regclass;
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    SELECT t.typrelid INTO source FROM pg_type t WHERE t.oid = pg_typeof(table_type) AND t.typrelid <> 0;
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'as_of needs a table''s row type, such as NULL::public.customers, not %', pg_typeof(table_type)
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    vt := temporal_versioning.time_travel_table(
+        (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source),
+        (SELECT c.relname FROM pg_class c WHERE c.oid = source), ARRAY[at]);
+    PERFORM temporal_versioning.warn_schema_changes_since(vt, at);
+    RETURN QUERY EXECUTE temporal_versioning.as_of_sql(vt.id) USING at;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.as_of(anyelement, timestamptz) IS
+    'pg-temporal: a versioned table as it was at an instant, as rows of its own type';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.query_temporal_data(
+    schema_name text, table_name text, "timestamp" timestamptz, "limit" integer DEFAULT NULL)
+RETURNS SETOF jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY["timestamp"]);
+    PERFORM temporal_versioning.warn_schema_changes_since(vt, "timestamp");
+    RETURN QUERY EXECUTE format('SELECT to_jsonb(r) FROM (%s) r LIMIT $2', temporal_versioning.as_of_sql(vt.id))
+        USING "timestamp", "limit";
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.query_temporal_data(text, text, timestamptz, integer) IS
+    'pg-temporal: a versioned table as it was at an instant, one jsonb object per row';
+
+-- The query (instants in $1 < $2) for every key whose state differs between
+-- the two instants: change (added, deleted, modified), key, before, after and
+-- the changed columns in table order. Only keys changed after $1 are read.
+CREATE OR REPLACE FUNCTION temporal_versioning.compare_sql(versioned_table_id integer)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    names name[];
+    history_names name[];
+    keys text;
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+    SELECT array_agg(c.column_name ORDER BY c.attnum), array_agg(c.history_column ORDER BY c.attnum)
+      INTO names, history_names FROM temporal_versioning.live_columns(vt.id) c;
+    keys := temporal_versioning.key_list_sql('h', vt.key_columns);
+    RETURN format(
+        'WITH after_first AS (SELECT * FROM %1$s h), '
+        'state_first AS (SELECT DISTINCT ON (%2$s) h.* FROM after_first h ORDER BY %2$s, h.temporal_id), '
+        'state_second AS (SELECT DISTINCT ON (%2$s) h.* FROM after_first h'
+        '                 WHERE h.temporal_tx_id IN (SELECT t.tx_id FROM temporal_versioning.transactions t WHERE t.valid_from > $2)'
+        '                 ORDER BY %2$s, h.temporal_id), '
+        'states AS ('
+        '  SELECT %3$s AS key,'
+        '         CASE WHEN a.temporal_operation = ''I'' THEN NULL ELSE %4$s END AS before,'
+        '         CASE WHEN b.temporal_operation IS NULL THEN CASE WHEN s IS NULL THEN NULL ELSE %5$s END'
+        '              WHEN b.temporal_operation = ''I'' THEN NULL ELSE %6$s END AS after'
+        '  FROM state_first a'
+        '  LEFT JOIN state_second b ON %7$s'
+        '  LEFT JOIN ONLY %8$s s ON %9$s) '
+        'SELECT CASE WHEN before IS NULL THEN ''added'' WHEN after IS NULL THEN ''deleted'' ELSE ''modified'' END AS change,'
+        '       key, before, after,'
+        '       CASE WHEN before IS NOT NULL AND after IS NOT NULL THEN'
+        '            ARRAY(SELECT c FROM unnest(%10$L::text[]) WITH ORDINALITY AS u(c, n)'
+        '                  WHERE before->c IS DISTINCT FROM after->c ORDER BY n) END AS changed_columns '
+        'FROM states WHERE before IS DISTINCT FROM after',
+        temporal_versioning.changes_after_sql(vt.history_table, 1),
+        keys,
+        temporal_versioning.jsonb_object_sql('a', vt.key_columns, vt.key_columns),
+        temporal_versioning.jsonb_object_sql('a', names, history_names),
+        temporal_versioning.jsonb_object_sql('s', names, names),
+        temporal_versioning.jsonb_object_sql('b', names, history_names),
+        temporal_versioning.key_join_sql('b', 'a', vt.key_columns),
+        vt.table_oid::regclass,
+        temporal_versioning.key_join_sql('s', 'a', vt.key_columns),
+        names);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.compare_sql(integer) IS
+    'pg-temporal: the query (instants in $1 and $2) for the rows that differ between two instants';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.compare_temporal_data(
+    schema_name text, table_name text, timestamp1 timestamptz, timestamp2 timestamptz)
+RETURNS TABLE (change text, key jsonb, before jsonb, after jsonb, changed_columns text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    IF timestamp1 >= timestamp2 THEN
+        RAISE EXCEPTION 'the first instant (%) must be before the second (%)', timestamp1, timestamp2
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY[timestamp1, timestamp2]);
+    PERFORM temporal_versioning.warn_schema_changes_since(vt, timestamp1);
+    RETURN QUERY EXECUTE temporal_versioning.compare_sql(vt.id) || ' ORDER BY 1, 2' USING timestamp1, timestamp2;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.compare_temporal_data(text, text, timestamptz, timestamptz) IS
+    'pg-temporal: the rows added, deleted and modified between two instants, with the changed columns';
+
+-- Every version of one row, oldest first. A key given as a jsonb object of
+-- its columns ({"id": 12345}, or every column of a composite key); values are
+-- cast to the columns' types, never spliced into SQL. Version 0, operation
+-- EXISTING, is the row as it was when versioning began, if it existed then.
+CREATE OR REPLACE FUNCTION temporal_versioning.get_row_history(schema_name text, table_name text, key jsonb)
+RETURNS TABLE (version integer, temporal_id bigint, change_type text, valid_from timestamptz, valid_to timestamptz,
+               tx_id bigint, db_user text, application_name text, client_addr inet, user_id text,
+               changeset text, row_data jsonb, changed_columns text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    names name[];
+    history_names name[];
+    key_condition text;
+    unknown text;
+    live_row text;
+BEGIN
+    vt := temporal_versioning.time_travel_table(schema_name, table_name, needs_live_table => false);
+    IF key IS NULL OR jsonb_typeof(key) <> 'object' THEN
+        RAISE EXCEPTION 'the key must be a JSON object of key columns, such as {"id": 12345}'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(quote_ident(k), ', ') INTO unknown FROM jsonb_object_keys(key) k WHERE k <> ALL (vt.key_columns);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'column % is not part of the key of "%.%"', unknown, schema_name, table_name
+            USING ERRCODE = 'undefined_column',
+                  HINT = format('The key is (%s).', array_to_string(vt.key_columns, ', '));
+    END IF;
+    SELECT string_agg(quote_ident(k), ', ') INTO unknown FROM unnest(vt.key_columns) k WHERE NOT key ? k;
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'a value for key column % is missing', unknown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('The key of "%s.%s" is (%s); give every column.', schema_name, table_name, array_to_string(vt.key_columns, ', '));
+    END IF;
+
+    SELECT string_agg(format('h.%1$I = ($1->>%1$L)::%2$s', k, format_type(a.atttypid, a.atttypmod)), ' AND ')
+      INTO key_condition
+      FROM unnest(vt.key_columns) k
+      JOIN pg_attribute a ON a.attrelid = format('temporal_versioning.%I', vt.history_table)::regclass AND a.attname = k;
+
+    IF vt.table_oid IS NULL THEN
+        names := ARRAY(SELECT c.history_column FROM temporal_versioning.versioned_columns c
+                       WHERE c.versioned_table_id = vt.id ORDER BY c.history_column);
+        history_names := names;
+        live_row := 'NULL::jsonb';
+    ELSE
+        SELECT array_agg(c.column_name ORDER BY c.attnum), array_agg(c.history_column ORDER BY c.attnum)
+          INTO names, history_names FROM temporal_versioning.live_columns(vt.id) c;
+        live_row := format('(SELECT %s FROM ONLY %s s WHERE %s)',
+                           temporal_versioning.jsonb_object_sql('s', names, names), vt.table_oid::regclass,
+                           replace(key_condition, 'h.', 's.'));
+    END IF;
+
+    RETURN QUERY EXECUTE format(
+        'WITH changes AS ('
+        '  SELECT h.temporal_id, h.temporal_operation, h.temporal_tx_id,'
+        '         CASE WHEN h.temporal_operation = ''I'' THEN NULL ELSE %1$s END AS image'
+        '  FROM temporal_versioning.%2$I h WHERE %3$s), '
+        'versions AS ('
+        '  SELECT c.*, lead(c.image) OVER w AS next_image, lead(c.temporal_tx_id) OVER w AS next_tx,'
+        '         row_number() OVER w AS n, count(*) OVER () AS total'
+        '  FROM changes c WINDOW w AS (ORDER BY c.temporal_id)), '
+        'live AS (SELECT %4$s AS row_data), '
+        'rows AS ('
+        '  SELECT 0 AS version, NULL::bigint AS temporal_id, ''EXISTING'' AS operation, NULL::bigint AS tx_id,'
+        '         v.temporal_tx_id AS next_tx, v.image AS row_data'
+        '  FROM versions v WHERE v.n = 1 AND v.temporal_operation <> ''I'' '
+        '  UNION ALL '
+        '  SELECT v.n::integer, v.temporal_id,'
+        '         CASE v.temporal_operation WHEN ''I'' THEN ''INSERT'' WHEN ''U'' THEN ''UPDATE'''
+        '              WHEN ''D'' THEN ''DELETE'' ELSE ''TRUNCATE'' END,'
+        '         v.temporal_tx_id, v.next_tx,'
+        '         CASE WHEN v.temporal_operation IN (''D'', ''T'') THEN NULL'
+        '              WHEN v.n < v.total THEN v.next_image ELSE (SELECT row_data FROM live) END'
+        '  FROM versions v) '
+        'SELECT r.version, r.temporal_id, r.operation, t.valid_from, n.valid_from,'
+        '       r.tx_id, t.db_user, t.application_name, t.client_addr, t.user_id, t.changeset_id, r.row_data,'
+        '       CASE WHEN r.version > 0 AND lag(r.row_data) OVER w IS NOT NULL AND r.row_data IS NOT NULL THEN'
+        '            ARRAY(SELECT c FROM unnest(%5$L::text[]) WITH ORDINALITY AS u(c, i)'
+        '                  WHERE (lag(r.row_data) OVER w)->c IS DISTINCT FROM r.row_data->c ORDER BY i) END '
+        'FROM rows r'
+        ' LEFT JOIN temporal_versioning.transactions t ON t.tx_id = r.tx_id'
+        ' LEFT JOIN temporal_versioning.transactions n ON n.tx_id = r.next_tx '
+        'WINDOW w AS (ORDER BY r.version) ORDER BY r.version',
+        temporal_versioning.jsonb_object_sql('h', names, history_names),
+        vt.history_table,
+        key_condition,
+        live_row,
+        names) USING key;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.get_row_history(text, text, jsonb) IS
+    'pg-temporal: every version of one row (key as a jsonb object), oldest first, with who and when';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.get_row_history(
+    schema_name text, table_name text, primary_key_column text, primary_key_value text)
+RETURNS TABLE (version integer, temporal_id bigint, change_type text, valid_from timestamptz, valid_to timestamptz,
+               tx_id bigint, db_user text, application_name text, client_addr inet, user_id text,
+               changeset text, row_data jsonb, changed_columns text[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM temporal_versioning.get_row_history(schema_name, table_name,
+                                                      jsonb_build_object(primary_key_column, primary_key_value));
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.get_row_history(text, text, text, text) IS
+    'pg-temporal: every version of one row of a single-column key, oldest first';
+
+-- The log of changes, oldest first: what each change did to its row (before
+-- and after), who made it and when. Filters: the window [start_time,
+-- end_time] of transaction times, the operation, a user (database role or
+-- temporal.user_id) and a changeset.
+CREATE OR REPLACE FUNCTION temporal_versioning.get_change_history(
+    schema_name text, table_name text,
+    start_time timestamptz DEFAULT NULL, end_time timestamptz DEFAULT NULL,
+    operation text DEFAULT NULL, "limit" integer DEFAULT NULL,
+    user_name text DEFAULT NULL, changeset_id text DEFAULT NULL)
+RETURNS TABLE (temporal_id bigint, changed_at timestamptz, change_type text, key jsonb, tx_id bigint,
+               db_user text, application_name text, client_addr inet, user_id text, changeset text,
+               before jsonb, after jsonb, changed_columns text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    op "char";
+    names name[];
+    history_names name[];
+    after_live text;
+BEGIN
+    vt := temporal_versioning.time_travel_table(schema_name, table_name, needs_live_table => false);
+    IF operation IS NOT NULL THEN
+        op := CASE upper(operation) WHEN 'INSERT' THEN 'I' WHEN 'UPDATE' THEN 'U'
+                                    WHEN 'DELETE' THEN 'D' WHEN 'TRUNCATE' THEN 'T' END;
+        IF op IS NULL THEN
+            RAISE EXCEPTION 'unknown operation "%"', operation
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use INSERT, UPDATE, DELETE or TRUNCATE.';
+        END IF;
+    END IF;
+    IF start_time IS NOT NULL AND end_time IS NOT NULL AND start_time > end_time THEN
+        RAISE EXCEPTION 'the start of the window (%) is after its end (%)', start_time, end_time
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    IF vt.table_oid IS NULL THEN
+        names := ARRAY(SELECT c.history_column FROM temporal_versioning.versioned_columns c
+                       WHERE c.versioned_table_id = vt.id ORDER BY c.history_column);
+        history_names := names;
+        after_live := 'NULL::jsonb';
+    ELSE
+        SELECT array_agg(c.column_name ORDER BY c.attnum), array_agg(c.history_column ORDER BY c.attnum)
+          INTO names, history_names FROM temporal_versioning.live_columns(vt.id) c;
+        after_live := format('(SELECT %s FROM ONLY %s s WHERE %s)',
+                             temporal_versioning.jsonb_object_sql('s', names, names), vt.table_oid::regclass,
+                             temporal_versioning.key_join_sql('s', 'h', vt.key_columns));
+    END IF;
+
+    RETURN QUERY EXECUTE format(
+        'WITH window_changes AS ('
+        '  SELECT h.*, t.valid_from, t.db_user, t.application_name, t.client_addr, t.user_id, t.changeset_id'
+        '  FROM temporal_versioning.%1$I h JOIN temporal_versioning.transactions t ON t.tx_id = h.temporal_tx_id'
+        '  WHERE ($1 IS NULL OR (h.temporal_tx_id >= (SELECT coalesce(min(x.tx_id), 9223372036854775807)'
+        '                                             FROM temporal_versioning.transactions x WHERE x.valid_from >= $1)'
+        '                        AND t.valid_from >= $1))'
+        '    AND ($2 IS NULL OR t.valid_from <= $2)'
+        '    AND ($3 IS NULL OR h.temporal_operation = $3)'
+        '    AND ($5 IS NULL OR t.db_user = $5 OR t.user_id = $5)'
+        '    AND ($6 IS NULL OR t.changeset_id = $6)'
+        '  ORDER BY h.temporal_id LIMIT $4) '
+        'SELECT h.temporal_id, h.valid_from,'
+        '       CASE h.temporal_operation WHEN ''I'' THEN ''INSERT'' WHEN ''U'' THEN ''UPDATE'''
+        '            WHEN ''D'' THEN ''DELETE'' ELSE ''TRUNCATE'' END,'
+        '       %2$s, h.temporal_tx_id, h.db_user, h.application_name, h.client_addr, h.user_id, h.changeset_id,'
+        '       b.before, a.after,'
+        '       CASE WHEN b.before IS NOT NULL AND a.after IS NOT NULL THEN'
+        '            ARRAY(SELECT c FROM unnest(%3$L::text[]) WITH ORDINALITY AS u(c, i)'
+        '                  WHERE b.before->c IS DISTINCT FROM a.after->c ORDER BY i) END '
+        'FROM window_changes h'
+        ' CROSS JOIN LATERAL (SELECT CASE WHEN h.temporal_operation = ''I'' THEN NULL ELSE %4$s END AS before) b'
+        ' CROSS JOIN LATERAL ('
+        '   SELECT CASE WHEN h.temporal_operation IN (''D'', ''T'') THEN NULL'
+        '               WHEN nx.temporal_id IS NULL THEN %5$s'
+        '               WHEN nx.temporal_operation = ''I'' THEN NULL'
+        '               ELSE nx.image END AS after'
+        '   FROM (SELECT NULL) dummy LEFT JOIN LATERAL ('
+        '     SELECT n.temporal_id, n.temporal_operation, %6$s AS image FROM temporal_versioning.%1$I n'
+        '     WHERE %7$s AND n.temporal_id > h.temporal_id ORDER BY n.temporal_id LIMIT 1) nx ON true) a '
+        'ORDER BY h.temporal_id',
+        vt.history_table,
+        temporal_versioning.jsonb_object_sql('h', vt.key_columns, vt.key_columns),
+        names,
+        temporal_versioning.jsonb_object_sql('h', names, history_names),
+        after_live,
+        temporal_versioning.jsonb_object_sql('n', names, history_names),
+        temporal_versioning.key_join_sql('n', 'h', vt.key_columns))
+    USING start_time, end_time, op, "limit", user_name, changeset_id;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.get_change_history(text, text, timestamptz, timestamptz, text, integer, text, text) IS
+    'pg-temporal: the changes of a versioned table in a time window, with before and after, who and when';
+"""###),
+        SQLFile(name: "52_revert.sql", text: ###"""
+-- Reverting: a table to its state at an instant (revert_table_data), or
+-- undoing one changeset or transaction across every table it touched
+-- (revert_changeset, revert_transaction).
+--
+-- Both build a plan first: for every key the revert would touch, the action
+-- (delete, update, insert), the key, the row now (before) and the row after.
+-- A dry run returns the plan; a real run locks the tables against writers,
+-- applies the plan with one DELETE, one UPDATE and one INSERT per table (so
+-- the table's own triggers and constraints act as for any write), and
+-- returns the same plan. The revert is captured like any change, under the
+-- changeset revert:..., so it can be reverted in turn.
+
+-- Builds the plan of one table into pg_temp."temporal_revert_plan_<id>".
+-- targets_sql selects the history rows whose images are the wanted state (the
+-- first per key, in temporal_id order, wins; an INSERT image means absent).
+-- Columns added at or after existed_since did not exist in the wanted state:
+-- an update leaves them as they are, an insert gives them their default.
+CREATE OR REPLACE FUNCTION temporal_versioning.build_revert_plan(
+    vt temporal_versioning.versioned_tables, targets_sql text, existed_since timestamptz, parameter anyelement)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    plan_name text := 'temporal_revert_plan_' || vt.id;
+    blocking record;
+    added smallint[];
+    names name[];
+    history_names name[];
+    kept name[];
+    kept_history name[];
+    kept_history_types text[];
+    kept_live_casts text;
+BEGIN
+    -- A revert must put back exactly what was there; refuse what the table as
+    -- it is now cannot hold.
+    SELECT * INTO blocking FROM temporal_versioning.schema_changes_since(vt.id, existed_since) s
+    WHERE s.change <> 'add column' LIMIT 1;
+    IF blocking.change IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot revert "%.%": column "%" %', vt.schema_name, vt.table_name, blocking.column_name,
+            CASE blocking.change WHEN 'drop column' THEN format('was dropped at %s', blocking.changed_at)
+                 ELSE format('changed type at %s with a conversion the history could not repeat', blocking.changed_at) END
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('The values the revert needs are kept in temporal_versioning.%I.%I, but the table has no column to put them back in.',
+                                  vt.history_table, blocking.kept_in),
+                  HINT = 'Revert to an instant after that schema change, or restore the column first.';
+    END IF;
+    added := ARRAY(SELECT s.attnum FROM temporal_versioning.schema_changes_since(vt.id, existed_since) s
+                   WHERE s.change = 'add column' AND s.attnum IS NOT NULL);
+
+    SELECT array_agg(c.column_name ORDER BY c.attnum), array_agg(c.history_column ORDER BY c.attnum),
+           array_agg(c.column_name ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added)),
+           array_agg(c.history_column ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added)),
+           array_agg(c.history_type ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added))
+      INTO names, history_names, kept, kept_history, kept_history_types
+      FROM temporal_versioning.live_columns(vt.id) c;
+    SELECT string_agg(format('s.%I::%s', kept[i], kept_history_types[i]), ', ' ORDER BY i)
+      INTO kept_live_casts FROM generate_subscripts(kept, 1) i;
+
+    EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', plan_name);
+    EXECUTE format(
+        'CREATE TEMP TABLE %1$I ON COMMIT DROP AS '
+        'WITH target AS (SELECT DISTINCT ON (%2$s) h.* FROM (%3$s) h ORDER BY %2$s, h.temporal_id), '
+        'planned AS ('
+        '  SELECT CASE WHEN t.temporal_operation = ''I'' THEN CASE WHEN s.%4$I IS NULL THEN NULL ELSE ''delete'' END'
+        '              WHEN s.%4$I IS NULL THEN ''insert'''
+        '              WHEN ROW(%5$s) OPERATOR(pg_catalog.*<>) ROW(%6$s) THEN ''update'' END AS temporal_action,'
+        '         %7$s AS temporal_key,'
+        '         CASE WHEN s.%4$I IS NULL THEN NULL ELSE %8$s END AS temporal_before,'
+        '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %9$s END AS temporal_after,'
+        '         %10$s'
+        '  FROM target t LEFT JOIN ONLY %11$s s ON %12$s) '
+        'SELECT * FROM planned WHERE temporal_action IS NOT NULL',
+        plan_name,
+        temporal_versioning.key_list_sql('h', vt.key_columns),
+        targets_sql,
+        vt.key_columns[1],
+        kept_live_casts,
+        (SELECT string_agg(format('t.%I', k), ', ' ORDER BY i) FROM unnest(kept_history) WITH ORDINALITY u(k, i)),
+        temporal_versioning.jsonb_object_sql('t', vt.key_columns, vt.key_columns),
+        temporal_versioning.jsonb_object_sql('s', names, names),
+        temporal_versioning.jsonb_object_sql('t', kept, kept_history),
+        (SELECT string_agg(format('t.%I AS %I', kept_history[i], kept[i]), ', ' ORDER BY i) FROM generate_subscripts(kept, 1) i),
+        vt.table_oid::regclass,
+        temporal_versioning.key_join_sql('s', 't', vt.key_columns))
+    USING parameter;
+    RETURN format('pg_temp.%I', plan_name)::regclass;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.build_revert_plan(temporal_versioning.versioned_tables, text, timestamptz, anyelement) IS
+    'pg-temporal: plan, row by row, what a revert of one table would delete, update and insert';
+
+-- Applies one action of a plan to its table: one DELETE, UPDATE or INSERT.
+CREATE OR REPLACE FUNCTION temporal_versioning.apply_revert_plan(
+    vt temporal_versioning.versioned_tables, plan regclass, action text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    columns name[];
+    non_key name[];
+    done bigint;
+BEGIN
+    columns := ARRAY(SELECT a.attname FROM pg_attribute a
+                     WHERE a.attrelid = plan AND a.attnum > 0 AND NOT a.attisdropped
+                       AND a.attname NOT IN ('temporal_action', 'temporal_key', 'temporal_before', 'temporal_after')
+                     ORDER BY a.attnum);
+    non_key := ARRAY(SELECT c FROM unnest(columns) c WHERE c <> ALL (vt.key_columns));
+    IF action = 'delete' THEN
+        EXECUTE format('DELETE FROM ONLY %s s USING %s p WHERE p.temporal_action = ''delete'' AND %s',
+                       vt.table_oid::regclass, plan, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+    ELSIF action = 'update' THEN
+        IF cardinality(non_key) = 0 THEN
+            RETURN 0;
+        END IF;
+        EXECUTE format('UPDATE ONLY %s s SET (%s) = ROW(%s) FROM %s p WHERE p.temporal_action = ''update'' AND %s',
+                       vt.table_oid::regclass,
+                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(non_key) c),
+                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(non_key) c),
+                       plan, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+    ELSE
+        EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s p WHERE p.temporal_action = ''insert''',
+                       vt.table_oid::regclass,
+                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) c),
+                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(columns) c),
+                       plan);
+    END IF;
+    GET DIAGNOSTICS done = ROW_COUNT;
+    RETURN done;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.apply_revert_plan(temporal_versioning.versioned_tables, regclass, text) IS
+    'pg-temporal: carry out the deletes, updates or inserts of a revert plan';
+
+-- Labels the changes of a real revert with changeset `label`, runs the plans
+-- of `tables` in foreign-key order (deletes children first, inserts parents
+-- first), and puts the caller's changeset setting back.
+CREATE OR REPLACE FUNCTION temporal_versioning.run_revert(tables integer[], plans regclass[], label text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    previous text := current_setting('temporal.changeset_id', true);
+    ordered integer[];
+    i integer;
+    vt temporal_versioning.versioned_tables;
+    action text;
+BEGIN
+    IF EXISTS (SELECT 1 FROM temporal_versioning.transactions t WHERE t.tx_id = txid_current_if_assigned()) THEN
+        RAISE WARNING 'this transaction changed versioned tables before the revert: the revert is recorded under its context, not changeset %', label
+            USING HINT = 'Run a revert in a transaction of its own.';
+    END IF;
+    PERFORM set_config('temporal.changeset_id', label, true);
+
+    -- Positions in `tables`, parents (referenced tables) before children.
+    WITH RECURSIVE edges AS (
+        SELECT DISTINCT child.n AS child, parent.n AS parent
+        FROM pg_constraint c
+        JOIN temporal_versioning.versioned_tables vc ON vc.table_oid = c.conrelid
+        JOIN temporal_versioning.versioned_tables vp ON vp.table_oid = c.confrelid
+        JOIN unnest(tables) WITH ORDINALITY AS child(id, n) ON child.id = vc.id
+        JOIN unnest(tables) WITH ORDINALITY AS parent(id, n) ON parent.id = vp.id
+        WHERE c.contype = 'f' AND c.conrelid <> c.confrelid),
+    depth(n, level) AS (
+        SELECT n, 0 FROM generate_subscripts(tables, 1) n
+        UNION ALL
+        SELECT e.child, d.level + 1 FROM depth d JOIN edges e ON e.parent = d.n WHERE d.level < cardinality(tables))
+    SELECT array_agg(n ORDER BY level, n) INTO ordered
+    FROM (SELECT n, max(level) AS level FROM depth GROUP BY n) levels;
+
+    FOREACH action IN ARRAY ARRAY['delete', 'update', 'insert'] LOOP
+        FOR i IN SELECT CASE WHEN action = 'delete' THEN ordered[cardinality(ordered) + 1 - k] ELSE ordered[k] END
+                 FROM generate_subscripts(ordered, 1) k LOOP
+            SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
+            PERFORM temporal_versioning.apply_revert_plan(vt, plans[i], action);
+        END LOOP;
+    END LOOP;
+
+    PERFORM set_config('temporal.changeset_id', coalesce(previous, ''), true);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.run_revert(integer[], regclass[], text) IS
+    'pg-temporal: apply revert plans in foreign-key order under a revert: changeset';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_table_data(
+    schema_name text, table_name text, "timestamp" timestamptz, dry_run boolean DEFAULT true)
+RETURNS TABLE (action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    plan regclass;
+BEGIN
+    vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY["timestamp"]);
+    IF NOT dry_run THEN
+        IF NOT vt.enabled THEN
+            RAISE EXCEPTION 'versioning of "%.%" is off', schema_name, table_name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'A revert must itself be captured, so that it can be undone.',
+                      HINT = format('Turn versioning on again first: temporal enable %I.%I', schema_name, table_name);
+        END IF;
+        -- Readers go on; writers wait until the revert commits.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
+    END IF;
+    plan := temporal_versioning.build_revert_plan(
+        vt, temporal_versioning.changes_after_sql(vt.history_table, 1), "timestamp", "timestamp");
+    IF NOT dry_run THEN
+        PERFORM temporal_versioning.run_revert(ARRAY[vt.id], ARRAY[plan],
+            format('revert:%I.%I:to:%s', vt.schema_name, vt.table_name, "timestamp"));
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT temporal_action, temporal_key, temporal_before, temporal_after FROM %s '
+        'ORDER BY array_position(ARRAY[''delete'', ''update'', ''insert''], temporal_action), temporal_key', plan);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_table_data(text, text, timestamptz, boolean) IS
+    'pg-temporal: put a table back as it was at an instant (dry_run, the default, only shows what would change)';
+
+-- Undoes the changes of the given transactions in every versioned table they
+-- touched (or only in schema_name.table_name). A key changed again by another
+-- transaction afterwards is a conflict: nothing is reverted, and the
+-- conflicting keys are listed.
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_transactions(
+    tx_ids bigint[], label text, dry_run boolean, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
+RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    only_table temporal_versioning.versioned_tables;
+    tables integer[] := '{}';
+    plans regclass[] := '{}';
+    first_at timestamptz;
+    conflicts text;
+    touched boolean;
+    i integer;
+BEGIN
+    IF schema_name IS NOT NULL THEN
+        only_table := temporal_versioning.time_travel_table(schema_name, table_name);
+    END IF;
+    SELECT min(t.valid_from) INTO first_at FROM temporal_versioning.transactions t WHERE t.tx_id = ANY (tx_ids);
+
+    FOR vt IN
+        SELECT * FROM temporal_versioning.versioned_tables v
+        WHERE v.table_oid IS NOT NULL AND (only_table.id IS NULL OR v.id = only_table.id)
+        ORDER BY v.table_oid
+    LOOP
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM temporal_versioning.%I h WHERE h.temporal_tx_id = ANY ($1))', vt.history_table)
+            INTO touched USING tx_ids;
+        CONTINUE WHEN NOT touched;
+        IF NOT dry_run THEN
+            IF NOT vt.enabled THEN
+                RAISE EXCEPTION 'versioning of "%.%" is off', vt.schema_name, vt.table_name
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          DETAIL = 'A revert must itself be captured, so that it can be undone.';
+            END IF;
+            EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
+        END IF;
+        IF first_at < vt.versioning_since THEN
+            RAISE EXCEPTION 'cannot revert changes to "%.%" made before its history restarted at %',
+                            vt.schema_name, vt.table_name, vt.versioning_since
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+
+        EXECUTE format(
+            'WITH mine AS (SELECT DISTINCT ON (%1$s) h.* FROM temporal_versioning.%2$I h'
+            '              WHERE h.temporal_tx_id = ANY ($1) ORDER BY %1$s, h.temporal_id) '
+            'SELECT string_agg(DISTINCT %3$s::text, '', '') FROM mine m JOIN temporal_versioning.%2$I h ON %4$s'
+            ' WHERE h.temporal_id > m.temporal_id AND h.temporal_tx_id <> ALL ($1)',
+            temporal_versioning.key_list_sql('h', vt.key_columns), vt.history_table,
+            temporal_versioning.jsonb_object_sql('m', vt.key_columns, vt.key_columns),
+            temporal_versioning.key_join_sql('h', 'm', vt.key_columns))
+        INTO conflicts USING tx_ids;
+        IF conflicts IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot revert %: rows of "%.%" were changed again afterwards', label, vt.schema_name, vt.table_name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Changed later by other transactions: ' || left(conflicts, 2000),
+                      HINT = 'Revert the later changes first, or put the table back as it was at an instant: temporal revert --to';
+        END IF;
+
+        tables := tables || vt.id;
+        plans := plans || temporal_versioning.build_revert_plan(
+            vt, format('SELECT h.* FROM temporal_versioning.%I h WHERE h.temporal_tx_id = ANY ($1)', vt.history_table),
+            first_at, tx_ids);
+    END LOOP;
+
+    IF cardinality(tables) = 0 THEN
+        RAISE EXCEPTION 'no changes found for %', label
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'temporal log shows the changesets and transactions that were recorded.';
+    END IF;
+    IF NOT dry_run THEN
+        PERFORM temporal_versioning.run_revert(tables, plans, 'revert:' || label);
+    END IF;
+    FOR i IN 1 .. cardinality(tables) LOOP
+        SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
+        RETURN QUERY EXECUTE format(
+            'SELECT %L::text, temporal_action, temporal_key, temporal_before, temporal_after FROM %s '
+            'ORDER BY array_position(ARRAY[''delete'', ''update'', ''insert''], temporal_action), temporal_key',
+            format('%I.%I', vt.schema_name, vt.table_name), plans[i]);
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_transactions(bigint[], text, boolean, text, text) IS
+    'pg-temporal: undo the changes of some transactions in every versioned table they touched';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_changeset(
+    changeset_id text, dry_run boolean DEFAULT true, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
+RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM temporal_versioning.revert_transactions(
+        ARRAY(SELECT t.tx_id FROM temporal_versioning.transactions t WHERE t.changeset_id = revert_changeset.changeset_id),
+        format('changeset %s', changeset_id), dry_run, schema_name, table_name);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_changeset(text, boolean, text, text) IS
+    'pg-temporal: undo every change recorded under a changeset (dry_run, the default, only shows it)';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_transaction(
+    tx_id bigint, dry_run boolean DEFAULT true, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
+RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM temporal_versioning.revert_transactions(
+        ARRAY[tx_id], format('transaction %s', tx_id), dry_run, schema_name, table_name);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_transaction(bigint, boolean, text, text) IS
+    'pg-temporal: undo every change one transaction made (dry_run, the default, only shows it)';
 """###),
         SQLFile(name: "90_privileges.sql", text: ###"""
 -- Nobody but the installing role (and superusers) may read or write history,

@@ -1,0 +1,341 @@
+-- Reverting: a table to its state at an instant (revert_table_data), or
+-- undoing one changeset or transaction across every table it touched
+-- (revert_changeset, revert_transaction).
+--
+-- Both build a plan first: for every key the revert would touch, the action
+-- (delete, update, insert), the key, the row now (before) and the row after.
+-- A dry run returns the plan; a real run locks the tables against writers,
+-- applies the plan with one DELETE, one UPDATE and one INSERT per table (so
+-- the table's own triggers and constraints act as for any write), and
+-- returns the same plan. The revert is captured like any change, under the
+-- changeset revert:..., so it can be reverted in turn.
+
+-- Builds the plan of one table into pg_temp."temporal_revert_plan_<id>".
+-- targets_sql selects the history rows whose images are the wanted state (the
+-- first per key, in temporal_id order, wins; an INSERT image means absent).
+-- Columns added at or after existed_since did not exist in the wanted state:
+-- an update leaves them as they are, an insert gives them their default.
+CREATE OR REPLACE FUNCTION temporal_versioning.build_revert_plan(
+    vt temporal_versioning.versioned_tables, targets_sql text, existed_since timestamptz, parameter anyelement)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    plan_name text := 'temporal_revert_plan_' || vt.id;
+    blocking record;
+    added smallint[];
+    names name[];
+    history_names name[];
+    kept name[];
+    kept_history name[];
+    kept_history_types text[];
+    kept_live_casts text;
+BEGIN
+    -- A revert must put back exactly what was there; refuse what the table as
+    -- it is now cannot hold.
+    SELECT * INTO blocking FROM temporal_versioning.schema_changes_since(vt.id, existed_since) s
+    WHERE s.change <> 'add column' LIMIT 1;
+    IF blocking.change IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot revert "%.%": column "%" %', vt.schema_name, vt.table_name, blocking.column_name,
+            CASE blocking.change WHEN 'drop column' THEN format('was dropped at %s', blocking.changed_at)
+                 ELSE format('changed type at %s with a conversion the history could not repeat', blocking.changed_at) END
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('The values the revert needs are kept in temporal_versioning.%I.%I, but the table has no column to put them back in.',
+                                  vt.history_table, blocking.kept_in),
+                  HINT = 'Revert to an instant after that schema change, or restore the column first.';
+    END IF;
+    added := ARRAY(SELECT s.attnum FROM temporal_versioning.schema_changes_since(vt.id, existed_since) s
+                   WHERE s.change = 'add column' AND s.attnum IS NOT NULL);
+
+    SELECT array_agg(c.column_name ORDER BY c.attnum), array_agg(c.history_column ORDER BY c.attnum),
+           array_agg(c.column_name ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added)),
+           array_agg(c.history_column ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added)),
+           array_agg(c.history_type ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added))
+      INTO names, history_names, kept, kept_history, kept_history_types
+      FROM temporal_versioning.live_columns(vt.id) c;
+    SELECT string_agg(format('s.%I::%s', kept[i], kept_history_types[i]), ', ' ORDER BY i)
+      INTO kept_live_casts FROM generate_subscripts(kept, 1) i;
+
+    EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', plan_name);
+    EXECUTE format(
+        'CREATE TEMP TABLE %1$I ON COMMIT DROP AS '
+        'WITH target AS (SELECT DISTINCT ON (%2$s) h.* FROM (%3$s) h ORDER BY %2$s, h.temporal_id), '
+        'planned AS ('
+        '  SELECT CASE WHEN t.temporal_operation = ''I'' THEN CASE WHEN s.%4$I IS NULL THEN NULL ELSE ''delete'' END'
+        '              WHEN s.%4$I IS NULL THEN ''insert'''
+        '              WHEN ROW(%5$s) OPERATOR(pg_catalog.*<>) ROW(%6$s) THEN ''update'' END AS temporal_action,'
+        '         %7$s AS temporal_key,'
+        '         CASE WHEN s.%4$I IS NULL THEN NULL ELSE %8$s END AS temporal_before,'
+        '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %9$s END AS temporal_after,'
+        '         %10$s'
+        '  FROM target t LEFT JOIN ONLY %11$s s ON %12$s) '
+        'SELECT * FROM planned WHERE temporal_action IS NOT NULL',
+        plan_name,
+        temporal_versioning.key_list_sql('h', vt.key_columns),
+        targets_sql,
+        vt.key_columns[1],
+        kept_live_casts,
+        (SELECT string_agg(format('t.%I', k), ', ' ORDER BY i) FROM unnest(kept_history) WITH ORDINALITY u(k, i)),
+        temporal_versioning.jsonb_object_sql('t', vt.key_columns, vt.key_columns),
+        temporal_versioning.jsonb_object_sql('s', names, names),
+        temporal_versioning.jsonb_object_sql('t', kept, kept_history),
+        (SELECT string_agg(format('t.%I AS %I', kept_history[i], kept[i]), ', ' ORDER BY i) FROM generate_subscripts(kept, 1) i),
+        vt.table_oid::regclass,
+        temporal_versioning.key_join_sql('s', 't', vt.key_columns))
+    USING parameter;
+    RETURN format('pg_temp.%I', plan_name)::regclass;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.build_revert_plan(temporal_versioning.versioned_tables, text, timestamptz, anyelement) IS
+    'pg-temporal: plan, row by row, what a revert of one table would delete, update and insert';
+
+-- Applies one action of a plan to its table: one DELETE, UPDATE or INSERT.
+CREATE OR REPLACE FUNCTION temporal_versioning.apply_revert_plan(
+    vt temporal_versioning.versioned_tables, plan regclass, action text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    columns name[];
+    non_key name[];
+    done bigint;
+BEGIN
+    columns := ARRAY(SELECT a.attname FROM pg_attribute a
+                     WHERE a.attrelid = plan AND a.attnum > 0 AND NOT a.attisdropped
+                       AND a.attname NOT IN ('temporal_action', 'temporal_key', 'temporal_before', 'temporal_after')
+                     ORDER BY a.attnum);
+    non_key := ARRAY(SELECT c FROM unnest(columns) c WHERE c <> ALL (vt.key_columns));
+    IF action = 'delete' THEN
+        EXECUTE format('DELETE FROM ONLY %s s USING %s p WHERE p.temporal_action = ''delete'' AND %s',
+                       vt.table_oid::regclass, plan, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+    ELSIF action = 'update' THEN
+        IF cardinality(non_key) = 0 THEN
+            RETURN 0;
+        END IF;
+        EXECUTE format('UPDATE ONLY %s s SET (%s) = ROW(%s) FROM %s p WHERE p.temporal_action = ''update'' AND %s',
+                       vt.table_oid::regclass,
+                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(non_key) c),
+                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(non_key) c),
+                       plan, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+    ELSE
+        EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s p WHERE p.temporal_action = ''insert''',
+                       vt.table_oid::regclass,
+                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) c),
+                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(columns) c),
+                       plan);
+    END IF;
+    GET DIAGNOSTICS done = ROW_COUNT;
+    RETURN done;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.apply_revert_plan(temporal_versioning.versioned_tables, regclass, text) IS
+    'pg-temporal: carry out the deletes, updates or inserts of a revert plan';
+
+-- Labels the changes of a real revert with changeset `label`, runs the plans
+-- of `tables` in foreign-key order (deletes children first, inserts parents
+-- first), and puts the caller's changeset setting back.
+CREATE OR REPLACE FUNCTION temporal_versioning.run_revert(tables integer[], plans regclass[], label text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    previous text := current_setting('temporal.changeset_id', true);
+    ordered integer[];
+    i integer;
+    vt temporal_versioning.versioned_tables;
+    action text;
+BEGIN
+    IF EXISTS (SELECT 1 FROM temporal_versioning.transactions t WHERE t.tx_id = txid_current_if_assigned()) THEN
+        RAISE WARNING 'this transaction changed versioned tables before the revert: the revert is recorded under its context, not changeset %', label
+            USING HINT = 'Run a revert in a transaction of its own.';
+    END IF;
+    PERFORM set_config('temporal.changeset_id', label, true);
+
+    -- Positions in `tables`, parents (referenced tables) before children.
+    WITH RECURSIVE edges AS (
+        SELECT DISTINCT child.n AS child, parent.n AS parent
+        FROM pg_constraint c
+        JOIN temporal_versioning.versioned_tables vc ON vc.table_oid = c.conrelid
+        JOIN temporal_versioning.versioned_tables vp ON vp.table_oid = c.confrelid
+        JOIN unnest(tables) WITH ORDINALITY AS child(id, n) ON child.id = vc.id
+        JOIN unnest(tables) WITH ORDINALITY AS parent(id, n) ON parent.id = vp.id
+        WHERE c.contype = 'f' AND c.conrelid <> c.confrelid),
+    depth(n, level) AS (
+        SELECT n, 0 FROM generate_subscripts(tables, 1) n
+        UNION ALL
+        SELECT e.child, d.level + 1 FROM depth d JOIN edges e ON e.parent = d.n WHERE d.level < cardinality(tables))
+    SELECT array_agg(n ORDER BY level, n) INTO ordered
+    FROM (SELECT n, max(level) AS level FROM depth GROUP BY n) levels;
+
+    FOREACH action IN ARRAY ARRAY['delete', 'update', 'insert'] LOOP
+        FOR i IN SELECT CASE WHEN action = 'delete' THEN ordered[cardinality(ordered) + 1 - k] ELSE ordered[k] END
+                 FROM generate_subscripts(ordered, 1) k LOOP
+            SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
+            PERFORM temporal_versioning.apply_revert_plan(vt, plans[i], action);
+        END LOOP;
+    END LOOP;
+
+    PERFORM set_config('temporal.changeset_id', coalesce(previous, ''), true);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.run_revert(integer[], regclass[], text) IS
+    'pg-temporal: apply revert plans in foreign-key order under a revert: changeset';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_table_data(
+    schema_name text, table_name text, "timestamp" timestamptz, dry_run boolean DEFAULT true)
+RETURNS TABLE (action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    plan regclass;
+BEGIN
+    vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY["timestamp"]);
+    IF NOT dry_run THEN
+        IF NOT vt.enabled THEN
+            RAISE EXCEPTION 'versioning of "%.%" is off', schema_name, table_name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'A revert must itself be captured, so that it can be undone.',
+                      HINT = format('Turn versioning on again first: temporal enable %I.%I', schema_name, table_name);
+        END IF;
+        -- Readers go on; writers wait until the revert commits.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
+    END IF;
+    plan := temporal_versioning.build_revert_plan(
+        vt, temporal_versioning.changes_after_sql(vt.history_table, 1), "timestamp", "timestamp");
+    IF NOT dry_run THEN
+        PERFORM temporal_versioning.run_revert(ARRAY[vt.id], ARRAY[plan],
+            format('revert:%I.%I:to:%s', vt.schema_name, vt.table_name, "timestamp"));
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT temporal_action, temporal_key, temporal_before, temporal_after FROM %s '
+        'ORDER BY array_position(ARRAY[''delete'', ''update'', ''insert''], temporal_action), temporal_key', plan);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_table_data(text, text, timestamptz, boolean) IS
+    'pg-temporal: put a table back as it was at an instant (dry_run, the default, only shows what would change)';
+
+-- Undoes the changes of the given transactions in every versioned table they
+-- touched (or only in schema_name.table_name). A key changed again by another
+-- transaction afterwards is a conflict: nothing is reverted, and the
+-- conflicting keys are listed.
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_transactions(
+    tx_ids bigint[], label text, dry_run boolean, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
+RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    only_table temporal_versioning.versioned_tables;
+    tables integer[] := '{}';
+    plans regclass[] := '{}';
+    first_at timestamptz;
+    conflicts text;
+    touched boolean;
+    i integer;
+BEGIN
+    IF schema_name IS NOT NULL THEN
+        only_table := temporal_versioning.time_travel_table(schema_name, table_name);
+    END IF;
+    SELECT min(t.valid_from) INTO first_at FROM temporal_versioning.transactions t WHERE t.tx_id = ANY (tx_ids);
+
+    FOR vt IN
+        SELECT * FROM temporal_versioning.versioned_tables v
+        WHERE v.table_oid IS NOT NULL AND (only_table.id IS NULL OR v.id = only_table.id)
+        ORDER BY v.table_oid
+    LOOP
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM temporal_versioning.%I h WHERE h.temporal_tx_id = ANY ($1))', vt.history_table)
+            INTO touched USING tx_ids;
+        CONTINUE WHEN NOT touched;
+        IF NOT dry_run THEN
+            IF NOT vt.enabled THEN
+                RAISE EXCEPTION 'versioning of "%.%" is off', vt.schema_name, vt.table_name
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          DETAIL = 'A revert must itself be captured, so that it can be undone.';
+            END IF;
+            EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
+        END IF;
+        IF first_at < vt.versioning_since THEN
+            RAISE EXCEPTION 'cannot revert changes to "%.%" made before its history restarted at %',
+                            vt.schema_name, vt.table_name, vt.versioning_since
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+
+        EXECUTE format(
+            'WITH mine AS (SELECT DISTINCT ON (%1$s) h.* FROM temporal_versioning.%2$I h'
+            '              WHERE h.temporal_tx_id = ANY ($1) ORDER BY %1$s, h.temporal_id) '
+            'SELECT string_agg(DISTINCT %3$s::text, '', '') FROM mine m JOIN temporal_versioning.%2$I h ON %4$s'
+            ' WHERE h.temporal_id > m.temporal_id AND h.temporal_tx_id <> ALL ($1)',
+            temporal_versioning.key_list_sql('h', vt.key_columns), vt.history_table,
+            temporal_versioning.jsonb_object_sql('m', vt.key_columns, vt.key_columns),
+            temporal_versioning.key_join_sql('h', 'm', vt.key_columns))
+        INTO conflicts USING tx_ids;
+        IF conflicts IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot revert %: rows of "%.%" were changed again afterwards', label, vt.schema_name, vt.table_name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Changed later by other transactions: ' || left(conflicts, 2000),
+                      HINT = 'Revert the later changes first, or put the table back as it was at an instant: temporal revert --to';
+        END IF;
+
+        tables := tables || vt.id;
+        plans := plans || temporal_versioning.build_revert_plan(
+            vt, format('SELECT h.* FROM temporal_versioning.%I h WHERE h.temporal_tx_id = ANY ($1)', vt.history_table),
+            first_at, tx_ids);
+    END LOOP;
+
+    IF cardinality(tables) = 0 THEN
+        RAISE EXCEPTION 'no changes found for %', label
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'temporal log shows the changesets and transactions that were recorded.';
+    END IF;
+    IF NOT dry_run THEN
+        PERFORM temporal_versioning.run_revert(tables, plans, 'revert:' || label);
+    END IF;
+    FOR i IN 1 .. cardinality(tables) LOOP
+        SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
+        RETURN QUERY EXECUTE format(
+            'SELECT %L::text, temporal_action, temporal_key, temporal_before, temporal_after FROM %s '
+            'ORDER BY array_position(ARRAY[''delete'', ''update'', ''insert''], temporal_action), temporal_key',
+            format('%I.%I', vt.schema_name, vt.table_name), plans[i]);
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_transactions(bigint[], text, boolean, text, text) IS
+    'pg-temporal: undo the changes of some transactions in every versioned table they touched';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_changeset(
+    changeset_id text, dry_run boolean DEFAULT true, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
+RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM temporal_versioning.revert_transactions(
+        ARRAY(SELECT t.tx_id FROM temporal_versioning.transactions t WHERE t.changeset_id = revert_changeset.changeset_id),
+        format('changeset %s', changeset_id), dry_run, schema_name, table_name);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_changeset(text, boolean, text, text) IS
+    'pg-temporal: undo every change recorded under a changeset (dry_run, the default, only shows it)';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_transaction(
+    tx_id bigint, dry_run boolean DEFAULT true, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
+RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM temporal_versioning.revert_transactions(
+        ARRAY[tx_id], format('transaction %s', tx_id), dry_run, schema_name, table_name);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_transaction(bigint, boolean, text, text) IS
+    'pg-temporal: undo every change one transaction made (dry_run, the default, only shows it)';
