@@ -87,3 +87,28 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning.history_column_type(oid, integer) IS
     'pg-temporal: the type of the history column that keeps a source column (domains become their base type)';
+
+-- SQL testing whether two values of a column differ in a way a reader could
+-- see: types whose equality is byte equality compare directly (text types
+-- under COLLATE "C", so a case-insensitive collation cannot hide a change);
+-- every other type by its printed form, so that 1.0 -> 1.00 or a reformatted
+-- json counts. Capture and revert use the same test.
+CREATE OR REPLACE FUNCTION temporal_versioning.differs_sql(left_value text, right_value text, value_type text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN to_regtype(value_type) IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype,
+                                        'bool'::regtype, 'date'::regtype, 'timestamp'::regtype,
+                                        'timestamptz'::regtype, 'time'::regtype, 'uuid'::regtype,
+                                        'bytea'::regtype, '"char"'::regtype)
+        THEN format('%s IS DISTINCT FROM %s', left_value, right_value)
+        WHEN to_regtype(value_type) IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype)
+        THEN format('%s COLLATE "C" IS DISTINCT FROM %s COLLATE "C"', left_value, right_value)
+        ELSE format('%s::text IS DISTINCT FROM %s::text', left_value, right_value)
+    END;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.differs_sql(text, text, text) IS
+    'pg-temporal: SQL testing whether two values of a column differ visibly';

@@ -265,25 +265,14 @@ BEGIN
       FROM unnest(vt.key_columns) k;
     first_key := quote_ident(vt.key_columns[1]);
 
-    -- Did an UPDATE change the row? Column by column: types whose equality is
-    -- byte equality compare directly (text types under COLLATE "C", so that a
-    -- case-insensitive collation cannot hide a change); every other type by its
-    -- printed form, so that 1.0 -> 1.00 or a reformatted json counts, like any
-    -- change a reader could see. Cheaper than comparing whole rows.
+    -- Did an UPDATE change the row? Column by column (see differs_sql),
+    -- which is cheaper than comparing whole rows.
     SELECT coalesce(string_agg(
-               CASE WHEN h.history_type_oid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype,
-                                                'bool'::regtype, 'date'::regtype, 'timestamp'::regtype,
-                                                'timestamptz'::regtype, 'time'::regtype, 'uuid'::regtype,
-                                                'bytea'::regtype, '"char"'::regtype)
-                    THEN format('o.%1$I IS DISTINCT FROM n.%1$I', a.attname)
-                    WHEN h.history_type_oid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype)
-                    THEN format('o.%1$I COLLATE "C" IS DISTINCT FROM n.%1$I COLLATE "C"', a.attname)
-                    ELSE format('o.%1$I::text IS DISTINCT FROM n.%1$I::text', a.attname) END,
+               temporal_versioning.differs_sql(format('o.%I', a.attname), format('n.%I', a.attname),
+                                               temporal_versioning.history_column_type(a.atttypid, a.atttypmod)),
                ' OR ' ORDER BY a.attnum), 'false')
       INTO changed_condition
       FROM pg_attribute a
-      CROSS JOIN LATERAL (SELECT to_regtype(temporal_versioning.history_column_type(a.atttypid, a.atttypmod))::oid
-                          AS history_type_oid) h
      WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped
        AND a.attname <> ALL (vt.key_columns);
 

@@ -120,8 +120,8 @@ BEGIN
         '       key, before, after,'
         '       CASE WHEN before IS NOT NULL AND after IS NOT NULL THEN'
         '            ARRAY(SELECT c FROM unnest(%10$L::text[]) WITH ORDINALITY AS u(c, n)'
-        '                  WHERE before->c IS DISTINCT FROM after->c ORDER BY n) END AS changed_columns '
-        'FROM states WHERE before IS DISTINCT FROM after',
+        '                  WHERE (before->c)::text IS DISTINCT FROM (after->c)::text ORDER BY n) END AS changed_columns '
+        'FROM states WHERE before::text IS DISTINCT FROM after::text',
         temporal_versioning.changes_after_sql(vt.history_table, 1),
         keys,
         temporal_versioning.jsonb_object_sql('a', vt.key_columns, vt.key_columns),
@@ -236,16 +236,17 @@ BEGIN
         '         v.temporal_tx_id, v.next_tx,'
         '         CASE WHEN v.temporal_operation IN (''D'', ''T'') THEN NULL'
         '              WHEN v.n < v.total THEN v.next_image ELSE (SELECT row_data FROM live) END'
-        '  FROM versions v) '
+        '  FROM versions v), '
+        'with_previous AS (SELECT r.*, lag(r.row_data) OVER (ORDER BY r.version) AS previous FROM rows r) '
         'SELECT r.version, r.temporal_id, r.operation, t.valid_from, n.valid_from,'
         '       r.tx_id, t.db_user, t.application_name, t.client_addr, t.user_id, t.changeset_id, r.row_data,'
-        '       CASE WHEN r.version > 0 AND lag(r.row_data) OVER w IS NOT NULL AND r.row_data IS NOT NULL THEN'
+        '       CASE WHEN r.version > 0 AND r.previous IS NOT NULL AND r.row_data IS NOT NULL THEN'
         '            ARRAY(SELECT c FROM unnest(%5$L::text[]) WITH ORDINALITY AS u(c, i)'
-        '                  WHERE (lag(r.row_data) OVER w)->c IS DISTINCT FROM r.row_data->c ORDER BY i) END '
-        'FROM rows r'
+        '                  WHERE (r.previous->c)::text IS DISTINCT FROM (r.row_data->c)::text ORDER BY i) END '
+        'FROM with_previous r'
         ' LEFT JOIN temporal_versioning.transactions t ON t.tx_id = r.tx_id'
         ' LEFT JOIN temporal_versioning.transactions n ON n.tx_id = r.next_tx '
-        'WINDOW w AS (ORDER BY r.version) ORDER BY r.version',
+        'ORDER BY r.version',
         temporal_versioning.jsonb_object_sql('h', names, history_names),
         vt.history_table,
         key_condition,
@@ -340,7 +341,7 @@ BEGIN
         '       b.before, a.after,'
         '       CASE WHEN b.before IS NOT NULL AND a.after IS NOT NULL THEN'
         '            ARRAY(SELECT c FROM unnest(%3$L::text[]) WITH ORDINALITY AS u(c, i)'
-        '                  WHERE b.before->c IS DISTINCT FROM a.after->c ORDER BY i) END '
+        '                  WHERE (b.before->c)::text IS DISTINCT FROM (a.after->c)::text ORDER BY i) END '
         'FROM window_changes h'
         ' CROSS JOIN LATERAL (SELECT CASE WHEN h.temporal_operation = ''I'' THEN NULL ELSE %4$s END AS before) b'
         ' CROSS JOIN LATERAL ('
@@ -365,3 +366,23 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning.get_change_history(text, text, timestamptz, timestamptz, text, integer, text, text) IS
     'pg-temporal: the changes of a versioned table in a time window, with before and after, who and when';
+
+-- For clients that stream: checks the request like as_of() does, raises its
+-- warnings, and returns the query to run with the instant as $1. Running it
+-- directly avoids materializing a whole table inside a function.
+CREATE OR REPLACE FUNCTION temporal_versioning.prepare_as_of(schema_name text, table_name text, at timestamptz)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY[at]);
+    PERFORM temporal_versioning.warn_schema_changes_since(vt, at);
+    RETURN temporal_versioning.as_of_sql(vt.id);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.prepare_as_of(text, text, timestamptz) IS
+    'pg-temporal: check an as-of request and return its query (instant in $1), for clients that stream rows';

@@ -30,7 +30,7 @@ DECLARE
     kept name[];
     kept_history name[];
     kept_history_types text[];
-    kept_live_casts text;
+    differs text;
 BEGIN
     -- A revert must put back exactly what was there; refuse what the table as
     -- it is now cannot hold.
@@ -54,29 +54,31 @@ BEGIN
            array_agg(c.history_type ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added))
       INTO names, history_names, kept, kept_history, kept_history_types
       FROM temporal_versioning.live_columns(vt.id) c;
-    SELECT string_agg(format('s.%I::%s', kept[i], kept_history_types[i]), ', ' ORDER BY i)
-      INTO kept_live_casts FROM generate_subscripts(kept, 1) i;
+    SELECT coalesce(string_agg(temporal_versioning.differs_sql(format('s.%I', kept[i]), format('t.%I', kept_history[i]),
+                                                               kept_history_types[i]), ' OR ' ORDER BY i), 'false')
+      INTO differs FROM generate_subscripts(kept, 1) i;
 
-    EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', plan_name);
+    IF to_regclass(format('pg_temp.%I', plan_name)) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE pg_temp.%I', plan_name);
+    END IF;
     EXECUTE format(
         'CREATE TEMP TABLE %1$I ON COMMIT DROP AS '
         'WITH target AS (SELECT DISTINCT ON (%2$s) h.* FROM (%3$s) h ORDER BY %2$s, h.temporal_id), '
         'planned AS ('
         '  SELECT CASE WHEN t.temporal_operation = ''I'' THEN CASE WHEN s.%4$I IS NULL THEN NULL ELSE ''delete'' END'
         '              WHEN s.%4$I IS NULL THEN ''insert'''
-        '              WHEN ROW(%5$s) OPERATOR(pg_catalog.*<>) ROW(%6$s) THEN ''update'' END AS temporal_action,'
-        '         %7$s AS temporal_key,'
-        '         CASE WHEN s.%4$I IS NULL THEN NULL ELSE %8$s END AS temporal_before,'
-        '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %9$s END AS temporal_after,'
-        '         %10$s'
-        '  FROM target t LEFT JOIN ONLY %11$s s ON %12$s) '
+        '              WHEN %5$s THEN ''update'' END AS temporal_action,'
+        '         %6$s AS temporal_key,'
+        '         CASE WHEN s.%4$I IS NULL THEN NULL ELSE %7$s END AS temporal_before,'
+        '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %8$s END AS temporal_after,'
+        '         %9$s'
+        '  FROM target t LEFT JOIN ONLY %10$s s ON %11$s) '
         'SELECT * FROM planned WHERE temporal_action IS NOT NULL',
         plan_name,
         temporal_versioning.key_list_sql('h', vt.key_columns),
         targets_sql,
         vt.key_columns[1],
-        kept_live_casts,
-        (SELECT string_agg(format('t.%I', k), ', ' ORDER BY i) FROM unnest(kept_history) WITH ORDINALITY u(k, i)),
+        differs,
         temporal_versioning.jsonb_object_sql('t', vt.key_columns, vt.key_columns),
         temporal_versioning.jsonb_object_sql('s', names, names),
         temporal_versioning.jsonb_object_sql('t', kept, kept_history),
@@ -166,7 +168,7 @@ BEGIN
         JOIN unnest(tables) WITH ORDINALITY AS parent(id, n) ON parent.id = vp.id
         WHERE c.contype = 'f' AND c.conrelid <> c.confrelid),
     depth(n, level) AS (
-        SELECT n, 0 FROM generate_subscripts(tables, 1) n
+        SELECT n::bigint, 0 FROM generate_subscripts(tables, 1) n
         UNION ALL
         SELECT e.child, d.level + 1 FROM depth d JOIN edges e ON e.parent = d.n WHERE d.level < cardinality(tables))
     SELECT array_agg(n ORDER BY level, n) INTO ordered

@@ -160,3 +160,40 @@ func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<Un
     pointers.append(nil)
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
+
+extension Connection {
+    /// Runs one statement and hands its rows to `body` one at a time as they
+    /// arrive (libpq's single-row mode), so a large result is never held
+    /// whole. Returns the columns; `body` sees them with every row.
+    @discardableResult
+    public func stream(
+        _ sql: String, _ parameters: [(any PostgresParameter)?] = [],
+        _ body: ([QueryResult.Column], [String?]) throws -> Void
+    ) throws -> [QueryResult.Column] {
+        let texts = parameters.map { $0?.postgresText }
+        let sent = withOptionalCStringArray(texts) { values in
+            PQsendQueryParams(handle, sql, Int32(texts.count), nil, values, nil, nil, 0)
+        }
+        guard sent == 1, PQsetSingleRowMode(handle) == 1 else {
+            throw PostgresError(kind: .connection, message: lastErrorMessage)
+        }
+        var columns: [QueryResult.Column] = []
+        var failure: Error?
+        while let result = PQgetResult(handle) {
+            defer { PQclear(result) }
+            guard failure == nil else { continue }   // drain the rest after an error
+            switch PQresultStatus(result) {
+            case PGRES_SINGLE_TUPLE:
+                let single = QueryResult(result: result)
+                columns = single.columns
+                do { try body(columns, single.rows[0]) } catch { failure = error }
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
+                if columns.isEmpty { columns = QueryResult(result: result).columns }
+            default:
+                failure = PostgresError(result: result)
+            }
+        }
+        if let failure { throw failure }
+        return columns
+    }
+}

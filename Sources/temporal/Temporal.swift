@@ -22,6 +22,9 @@ struct Temporal: ParsableCommand {
             all work as they do for psql.
             """,
         version: Installer.bundledVersion,
-        subcommands: [Install.self, Enable.self, Disable.self, List.self, Status.self]
+        subcommands: [
+            Install.self, Enable.self, Disable.self, List.self, Status.self,
+            AsOf.self, History.self, Log.self, Diff.self, Revert.self,
+        ]
     )
 }

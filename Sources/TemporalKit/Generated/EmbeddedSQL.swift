@@ -177,6 +177,31 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning.history_column_type(oid, integer) IS
     'pg-temporal: the type of the history column that keeps a source column (domains become their base type)';
+
+-- SQL testing whether two values of a column differ in a way a reader could
+-- see: types whose equality is byte equality compare directly (text types
+-- under COLLATE "C", so a case-insensitive collation cannot hide a change);
+-- every other type by its printed form, so that 1.0 -> 1.00 or a reformatted
+-- json counts. Capture and revert use the same test.
+CREATE OR REPLACE FUNCTION temporal_versioning.differs_sql(left_value text, right_value text, value_type text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN to_regtype(value_type) IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype,
+                                        'bool'::regtype, 'date'::regtype, 'timestamp'::regtype,
+                                        'timestamptz'::regtype, 'time'::regtype, 'uuid'::regtype,
+                                        'bytea'::regtype, '"char"'::regtype)
+        THEN format('%s IS DISTINCT FROM %s', left_value, right_value)
+        WHEN to_regtype(value_type) IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype)
+        THEN format('%s COLLATE "C" IS DISTINCT FROM %s COLLATE "C"', left_value, right_value)
+        ELSE format('%s::text IS DISTINCT FROM %s::text', left_value, right_value)
+    END;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.differs_sql(text, text, text) IS
+    'pg-temporal: SQL testing whether two values of a column differ visibly';
 """###),
         SQLFile(name: "10_history.sql", text: ###"""
 -- History tables and the capture trigger function that fills them.
@@ -446,25 +471,14 @@ BEGIN
       FROM unnest(vt.key_columns) k;
     first_key := quote_ident(vt.key_columns[1]);
 
-    -- Did an UPDATE change the row? Column by column: types whose equality is
-    -- byte equality compare directly (text types under COLLATE "C", so that a
-    -- case-insensitive collation cannot hide a change); every other type by its
-    -- printed form, so that 1.0 -> 1.00 or a reformatted json counts, like any
-    -- change a reader could see. Cheaper than comparing whole rows.
+    -- Did an UPDATE change the row? Column by column (see differs_sql),
+    -- which is cheaper than comparing whole rows.
     SELECT coalesce(string_agg(
-               CASE WHEN h.history_type_oid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype,
-                                                'bool'::regtype, 'date'::regtype, 'timestamp'::regtype,
-                                                'timestamptz'::regtype, 'time'::regtype, 'uuid'::regtype,
-                                                'bytea'::regtype, '"char"'::regtype)
-                    THEN format('o.%1$I IS DISTINCT FROM n.%1$I', a.attname)
-                    WHEN h.history_type_oid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype)
-                    THEN format('o.%1$I COLLATE "C" IS DISTINCT FROM n.%1$I COLLATE "C"', a.attname)
-                    ELSE format('o.%1$I::text IS DISTINCT FROM n.%1$I::text', a.attname) END,
+               temporal_versioning.differs_sql(format('o.%I', a.attname), format('n.%I', a.attname),
+                                               temporal_versioning.history_column_type(a.atttypid, a.atttypmod)),
                ' OR ' ORDER BY a.attnum), 'false')
       INTO changed_condition
       FROM pg_attribute a
-      CROSS JOIN LATERAL (SELECT to_regtype(temporal_versioning.history_column_type(a.atttypid, a.atttypmod))::oid
-                          AS history_type_oid) h
      WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped
        AND a.attname <> ALL (vt.key_columns);
 
@@ -1365,8 +1379,8 @@ BEGIN
         '       key, before, after,'
         '       CASE WHEN before IS NOT NULL AND after IS NOT NULL THEN'
         '            ARRAY(SELECT c FROM unnest(%10$L::text[]) WITH ORDINALITY AS u(c, n)'
-        '                  WHERE before->c IS DISTINCT FROM after->c ORDER BY n) END AS changed_columns '
-        'FROM states WHERE before IS DISTINCT FROM after',
+        '                  WHERE (before->c)::text IS DISTINCT FROM (after->c)::text ORDER BY n) END AS changed_columns '
+        'FROM states WHERE before::text IS DISTINCT FROM after::text',
         temporal_versioning.changes_after_sql(vt.history_table, 1),
         keys,
         temporal_versioning.jsonb_object_sql('a', vt.key_columns, vt.key_columns),
@@ -1481,16 +1495,17 @@ BEGIN
         '         v.temporal_tx_id, v.next_tx,'
         '         CASE WHEN v.temporal_operation IN (''D'', ''T'') THEN NULL'
         '              WHEN v.n < v.total THEN v.next_image ELSE (SELECT row_data FROM live) END'
-        '  FROM versions v) '
+        '  FROM versions v), '
+        'with_previous AS (SELECT r.*, lag(r.row_data) OVER (ORDER BY r.version) AS previous FROM rows r) '
         'SELECT r.version, r.temporal_id, r.operation, t.valid_from, n.valid_from,'
         '       r.tx_id, t.db_user, t.application_name, t.client_addr, t.user_id, t.changeset_id, r.row_data,'
-        '       CASE WHEN r.version > 0 AND lag(r.row_data) OVER w IS NOT NULL AND r.row_data IS NOT NULL THEN'
+        '       CASE WHEN r.version > 0 AND r.previous IS NOT NULL AND r.row_data IS NOT NULL THEN'
         '            ARRAY(SELECT c FROM unnest(%5$L::text[]) WITH ORDINALITY AS u(c, i)'
-        '                  WHERE (lag(r.row_data) OVER w)->c IS DISTINCT FROM r.row_data->c ORDER BY i) END '
-        'FROM rows r'
+        '                  WHERE (r.previous->c)::text IS DISTINCT FROM (r.row_data->c)::text ORDER BY i) END '
+        'FROM with_previous r'
         ' LEFT JOIN temporal_versioning.transactions t ON t.tx_id = r.tx_id'
         ' LEFT JOIN temporal_versioning.transactions n ON n.tx_id = r.next_tx '
-        'WINDOW w AS (ORDER BY r.version) ORDER BY r.version',
+        'ORDER BY r.version',
         temporal_versioning.jsonb_object_sql('h', names, history_names),
         vt.history_table,
         key_condition,
@@ -1585,7 +1600,7 @@ BEGIN
         '       b.before, a.after,'
         '       CASE WHEN b.before IS NOT NULL AND a.after IS NOT NULL THEN'
         '            ARRAY(SELECT c FROM unnest(%3$L::text[]) WITH ORDINALITY AS u(c, i)'
-        '                  WHERE b.before->c IS DISTINCT FROM a.after->c ORDER BY i) END '
+        '                  WHERE (b.before->c)::text IS DISTINCT FROM (a.after->c)::text ORDER BY i) END '
         'FROM window_changes h'
         ' CROSS JOIN LATERAL (SELECT CASE WHEN h.temporal_operation = ''I'' THEN NULL ELSE %4$s END AS before) b'
         ' CROSS JOIN LATERAL ('
@@ -1610,6 +1625,26 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning.get_change_history(text, text, timestamptz, timestamptz, text, integer, text, text) IS
     'pg-temporal: the changes of a versioned table in a time window, with before and after, who and when';
+
+-- For clients that stream: checks the request like as_of() does, raises its
+-- warnings, and returns the query to run with the instant as $1. Running it
+-- directly avoids materializing a whole table inside a function.
+CREATE OR REPLACE FUNCTION temporal_versioning.prepare_as_of(schema_name text, table_name text, at timestamptz)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY[at]);
+    PERFORM temporal_versioning.warn_schema_changes_since(vt, at);
+    RETURN temporal_versioning.as_of_sql(vt.id);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.prepare_as_of(text, text, timestamptz) IS
+    'pg-temporal: check an as-of request and return its query (instant in $1), for clients that stream rows';
 """###),
         SQLFile(name: "52_revert.sql", text: ###"""
 -- Reverting: a table to its state at an instant (revert_table_data), or
@@ -1644,7 +1679,7 @@ DECLARE
     kept name[];
     kept_history name[];
     kept_history_types text[];
-    kept_live_casts text;
+    differs text;
 BEGIN
     -- A revert must put back exactly what was there; refuse what the table as
     -- it is now cannot hold.
@@ -1668,29 +1703,31 @@ BEGIN
            array_agg(c.history_type ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added))
       INTO names, history_names, kept, kept_history, kept_history_types
       FROM temporal_versioning.live_columns(vt.id) c;
-    SELECT string_agg(format('s.%I::%s', kept[i], kept_history_types[i]), ', ' ORDER BY i)
-      INTO kept_live_casts FROM generate_subscripts(kept, 1) i;
+    SELECT coalesce(string_agg(temporal_versioning.differs_sql(format('s.%I', kept[i]), format('t.%I', kept_history[i]),
+                                                               kept_history_types[i]), ' OR ' ORDER BY i), 'false')
+      INTO differs FROM generate_subscripts(kept, 1) i;
 
-    EXECUTE format('DROP TABLE IF EXISTS pg_temp.%I', plan_name);
+    IF to_regclass(format('pg_temp.%I', plan_name)) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE pg_temp.%I', plan_name);
+    END IF;
     EXECUTE format(
         'CREATE TEMP TABLE %1$I ON COMMIT DROP AS '
         'WITH target AS (SELECT DISTINCT ON (%2$s) h.* FROM (%3$s) h ORDER BY %2$s, h.temporal_id), '
         'planned AS ('
         '  SELECT CASE WHEN t.temporal_operation = ''I'' THEN CASE WHEN s.%4$I IS NULL THEN NULL ELSE ''delete'' END'
         '              WHEN s.%4$I IS NULL THEN ''insert'''
-        '              WHEN ROW(%5$s) OPERATOR(pg_catalog.*<>) ROW(%6$s) THEN ''update'' END AS temporal_action,'
-        '         %7$s AS temporal_key,'
-        '         CASE WHEN s.%4$I IS NULL THEN NULL ELSE %8$s END AS temporal_before,'
-        '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %9$s END AS temporal_after,'
-        '         %10$s'
-        '  FROM target t LEFT JOIN ONLY %11$s s ON %12$s) '
+        '              WHEN %5$s THEN ''update'' END AS temporal_action,'
+        '         %6$s AS temporal_key,'
+        '         CASE WHEN s.%4$I IS NULL THEN NULL ELSE %7$s END AS temporal_before,'
+        '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %8$s END AS temporal_after,'
+        '         %9$s'
+        '  FROM target t LEFT JOIN ONLY %10$s s ON %11$s) '
         'SELECT * FROM planned WHERE temporal_action IS NOT NULL',
         plan_name,
         temporal_versioning.key_list_sql('h', vt.key_columns),
         targets_sql,
         vt.key_columns[1],
-        kept_live_casts,
-        (SELECT string_agg(format('t.%I', k), ', ' ORDER BY i) FROM unnest(kept_history) WITH ORDINALITY u(k, i)),
+        differs,
         temporal_versioning.jsonb_object_sql('t', vt.key_columns, vt.key_columns),
         temporal_versioning.jsonb_object_sql('s', names, names),
         temporal_versioning.jsonb_object_sql('t', kept, kept_history),
@@ -1780,7 +1817,7 @@ BEGIN
         JOIN unnest(tables) WITH ORDINALITY AS parent(id, n) ON parent.id = vp.id
         WHERE c.contype = 'f' AND c.conrelid <> c.confrelid),
     depth(n, level) AS (
-        SELECT n, 0 FROM generate_subscripts(tables, 1) n
+        SELECT n::bigint, 0 FROM generate_subscripts(tables, 1) n
         UNION ALL
         SELECT e.child, d.level + 1 FROM depth d JOIN edges e ON e.parent = d.n WHERE d.level < cardinality(tables))
     SELECT array_agg(n ORDER BY level, n) INTO ordered

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Postgres
+import TemporalKit
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case table, json, csv
@@ -33,6 +34,73 @@ struct Renderer {
         }
     }
 
+    /// Runs `sql` and prints its rows as they arrive (json, csv); a table
+    /// needs every row for its column widths, so it is printed at the end.
+    func stream(_ connection: Connection, _ sql: String, _ parameters: [(any PostgresParameter)?]) throws {
+        switch format {
+        case .table:
+            print(try connection.query(sql, parameters))
+        case .csv:
+            var wroteHeader = false
+            let columns = try connection.stream(sql, parameters) { columns, row in
+                if !wroteHeader {
+                    Swift.print(CSV.line(columns.map(\.name)))
+                    wroteHeader = true
+                }
+                Swift.print(CSV.line(row.map { $0 ?? "" }))
+            }
+            if !wroteHeader { Swift.print(CSV.line(columns.map(\.name))) }
+        case .json:
+            var first = true
+            Swift.print("[", terminator: "")
+            try connection.stream(sql, parameters) { columns, row in
+                Swift.print((first ? "" : ",\n ") + jsonObject(columns, row), terminator: "")
+                first = false
+            }
+            Swift.print("]")
+        }
+    }
+
+    /// Streams a query of one jsonb column as a JSON array of its values.
+    func streamJSONObjects(_ connection: Connection, _ sql: String, _ parameters: [(any PostgresParameter)?]) throws {
+        var first = true
+        Swift.print("[", terminator: "")
+        try connection.stream(sql, parameters) { _, row in
+            Swift.print((first ? "" : ",\n ") + (row[0] ?? "null"), terminator: "")
+            first = false
+        }
+        Swift.print("]")
+    }
+
+    /// A revert's plan (source_table, action, key, before, after) and its counts.
+    func printRevert(_ plan: QueryResult, applied: Bool) {
+        let actions = plan.namedRows.map { $0["action"] ?? "" }
+        let deletes = actions.filter { $0 == "delete" }.count
+        let updates = actions.filter { $0 == "update" }.count
+        let inserts = actions.filter { $0 == "insert" }.count
+        switch format {
+        case .json:
+            let rows = plan.namedRows.map { row in
+                "{\"table\": \(JSON.string(row["source_table"] ?? "")), \"action\": \(JSON.string(row["action"] ?? "")), "
+                    + "\"key\": \(row["key"] ?? "null"), \"before\": \(row["before"] ?? "null"), \"after\": \(row["after"] ?? "null")}"
+            }
+            Swift.print(
+                "{\"applied\": \(applied), \"inserts\": \(inserts), \"updates\": \(updates), \"deletes\": \(deletes),\n"
+                    + " \"rows\": [" + rows.joined(separator: ",\n  ") + "]}")
+        case .csv:
+            Swift.print(csv(plan), terminator: "")
+        case .table:
+            if plan.rows.isEmpty {
+                Swift.print("nothing to revert: the rows are already as they were")
+                return
+            }
+            Swift.print(alignedTable(plan), terminator: "")
+            Swift.print(applied
+                ? "reverted: \(deletes) deleted, \(updates) updated, \(inserts) inserted"
+                : "dry run: would delete \(deletes), update \(updates), insert \(inserts); nothing was changed")
+        }
+    }
+
     private func alignedTable(_ result: QueryResult) -> String {
         let headers = result.columns.map(\.name)
         let cells = result.rows.map { $0.map { $0 ?? "" } }
@@ -51,10 +119,15 @@ struct Renderer {
                 ? String(repeating: " ", count: padding) + text
                 : text + String(repeating: " ", count: padding)
         }
-        var output = " " + headers.indices.map { pad(headers[$0], $0, center: true) }.joined(separator: " | ") + "\n"
+        func line(_ cells: [String]) -> String {
+            var text = " " + cells.joined(separator: " | ")
+            while text.last == " " { text.removeLast() }
+            return text + "\n"
+        }
+        var output = line(headers.indices.map { pad(headers[$0], $0, center: true) })
         output += widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "+") + "\n"
         for row in cells {
-            output += " " + row.indices.map { pad(row[$0], $0) }.joined(separator: " | ") + "\n"
+            output += line(row.indices.map { pad(row[$0], $0) })
         }
         output += "(\(cells.count) \(cells.count == 1 ? "row" : "rows"))\n"
         return output
@@ -79,15 +152,18 @@ struct Renderer {
     }
 
     private func csv(_ result: QueryResult) -> String {
-        func field(_ value: String) -> String {
+        ([CSV.line(result.columns.map(\.name))] + result.rows.map { CSV.line($0.map { $0 ?? "" }) })
+            .joined(separator: "\n") + "\n"
+    }
+}
+
+/// RFC 4180 CSV: fields with commas, quotes or line breaks are quoted.
+enum CSV {
+    static func line(_ fields: [String]) -> String {
+        fields.map { value in
             value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
                 ? "\"" + value.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
                 : value
-        }
-        var output = result.columns.map { field($0.name) }.joined(separator: ",") + "\n"
-        for row in result.rows {
-            output += row.map { field($0 ?? "") }.joined(separator: ",") + "\n"
-        }
-        return output
+        }.joined(separator: ",")
     }
 }

@@ -1,28 +1,28 @@
 import Postgres
 
 /// Type OIDs from pg_type that decide how a text value is rendered.
-enum PostgresType {
-    static let bool: UInt32 = 16
-    static let int8: UInt32 = 20
-    static let int2: UInt32 = 21
-    static let int4: UInt32 = 23
-    static let oid: UInt32 = 26
-    static let json: UInt32 = 114
-    static let float4: UInt32 = 700
-    static let float8: UInt32 = 701
-    static let numeric: UInt32 = 1700
-    static let jsonb: UInt32 = 3802
+public enum PostgresType {
+    public static let bool: UInt32 = 16
+    public static let int8: UInt32 = 20
+    public static let int2: UInt32 = 21
+    public static let int4: UInt32 = 23
+    public static let oid: UInt32 = 26
+    public static let json: UInt32 = 114
+    public static let float4: UInt32 = 700
+    public static let float8: UInt32 = 701
+    public static let numeric: UInt32 = 1700
+    public static let jsonb: UInt32 = 3802
     /// Arrays of text-like elements: name[], text[], varchar[].
-    static let textArrays: Set<UInt32> = [1003, 1009, 1015]
+    public static let textArrays: Set<UInt32> = [1003, 1009, 1015]
 
-    static func isNumber(_ typeOID: UInt32) -> Bool {
+    public static func isNumber(_ typeOID: UInt32) -> Bool {
         [int8, int2, int4, oid, float4, float8, numeric].contains(typeOID)
     }
 }
 
-/// Renders PostgreSQL text values as JSON by their type.
-enum JSON {
-    static func value(_ text: String?, typeOID: UInt32) -> String {
+/// Renders PostgreSQL text values as JSON by their type, and JSON strings.
+public enum JSON {
+    public static func value(_ text: String?, typeOID: UInt32) -> String {
         guard let text else { return "null" }
         switch typeOID {
         case PostgresType.bool:
@@ -40,7 +40,7 @@ enum JSON {
         }
     }
 
-    static func string(_ text: String) -> String {
+    public static func string(_ text: String) -> String {
         var output = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -60,8 +60,8 @@ enum JSON {
 }
 
 /// Parses a one-dimensional PostgreSQL array literal such as `{a,"b c",NULL}`.
-enum PostgresArray {
-    static func parse(_ literal: String) -> [String?]? {
+public enum PostgresArray {
+    public static func parse(_ literal: String) -> [String?]? {
         var characters = Substring(literal)
         guard characters.first == "{", characters.last == "}" else { return nil }
         characters = characters.dropFirst().dropLast()
