@@ -1651,6 +1651,10 @@ COMMENT ON FUNCTION temporal_versioning.prepare_as_of(text, text, timestamptz) I
 -- undoing one changeset or transaction across every table it touched
 -- (revert_changeset, revert_transaction).
 --
+-- The functions that write the user's tables run with the caller's
+-- search_path (they have no raised rights to protect), so that the table's own
+-- triggers resolve names as they do for any other write.
+--
 -- Both build a plan first: for every key the revert would touch, the action
 -- (delete, update, insert), the key, the row now (before) and the row after.
 -- A dry run returns the plan; a real run locks the tables against writers,
@@ -1659,19 +1663,22 @@ COMMENT ON FUNCTION temporal_versioning.prepare_as_of(text, text, timestamptz) I
 -- returns the same plan. The revert is captured like any change, under the
 -- changeset revert:..., so it can be reverted in turn.
 
--- Builds the plan of one table into pg_temp."temporal_revert_plan_<id>".
--- targets_sql selects the history rows whose images are the wanted state (the
--- first per key, in temporal_id order, wins; an INSERT image means absent).
--- Columns added at or after existed_since did not exist in the wanted state:
--- an update leaves them as they are, an insert gives them their default.
-CREATE OR REPLACE FUNCTION temporal_versioning.build_revert_plan(
-    vt temporal_versioning.versioned_tables, targets_sql text, existed_since timestamptz, parameter anyelement)
-RETURNS regclass
+-- The query for the plan of one table: temporal_action, temporal_key,
+-- temporal_before, temporal_after, then the wanted value of every column the
+-- revert writes. targets_sql selects the history rows whose images are the
+-- wanted state (the first per key, in temporal_id order, wins; an INSERT image
+-- means absent); it may use $1. Columns added at or after existed_since did
+-- not exist in the wanted state: an update leaves them as they are, an insert
+-- gives them their default. A dry run runs this query; a real run keeps its
+-- rows in a temporary table and applies them (a read-only transaction allows
+-- the first, so previews work in read-only mode).
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_plan_sql(
+    vt temporal_versioning.versioned_tables, targets_sql text, existed_since timestamptz)
+RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    plan_name text := 'temporal_revert_plan_' || vt.id;
     blocking record;
     added smallint[];
     names name[];
@@ -1707,23 +1714,18 @@ BEGIN
                                                                kept_history_types[i]), ' OR ' ORDER BY i), 'false')
       INTO differs FROM generate_subscripts(kept, 1) i;
 
-    IF to_regclass(format('pg_temp.%I', plan_name)) IS NOT NULL THEN
-        EXECUTE format('DROP TABLE pg_temp.%I', plan_name);
-    END IF;
-    EXECUTE format(
-        'CREATE TEMP TABLE %1$I ON COMMIT DROP AS '
-        'WITH target AS (SELECT DISTINCT ON (%2$s) h.* FROM (%3$s) h ORDER BY %2$s, h.temporal_id), '
+    RETURN format(
+        'WITH target AS (SELECT DISTINCT ON (%1$s) h.* FROM (%2$s) h ORDER BY %1$s, h.temporal_id), '
         'planned AS ('
-        '  SELECT CASE WHEN t.temporal_operation = ''I'' THEN CASE WHEN s.%4$I IS NULL THEN NULL ELSE ''delete'' END'
-        '              WHEN s.%4$I IS NULL THEN ''insert'''
-        '              WHEN %5$s THEN ''update'' END AS temporal_action,'
-        '         %6$s AS temporal_key,'
-        '         CASE WHEN s.%4$I IS NULL THEN NULL ELSE %7$s END AS temporal_before,'
-        '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %8$s END AS temporal_after,'
-        '         %9$s'
-        '  FROM target t LEFT JOIN ONLY %10$s s ON %11$s) '
+        '  SELECT CASE WHEN t.temporal_operation = ''I'' THEN CASE WHEN s.%3$I IS NULL THEN NULL ELSE ''delete'' END'
+        '              WHEN s.%3$I IS NULL THEN ''insert'''
+        '              WHEN %4$s THEN ''update'' END AS temporal_action,'
+        '         %5$s AS temporal_key,'
+        '         CASE WHEN s.%3$I IS NULL THEN NULL ELSE %6$s END AS temporal_before,'
+        '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %7$s END AS temporal_after,'
+        '         %8$s'
+        '  FROM target t LEFT JOIN ONLY %9$s s ON %10$s) '
         'SELECT * FROM planned WHERE temporal_action IS NOT NULL',
-        plan_name,
         temporal_versioning.key_list_sql('h', vt.key_columns),
         targets_sql,
         vt.key_columns[1],
@@ -1733,21 +1735,54 @@ BEGIN
         temporal_versioning.jsonb_object_sql('t', kept, kept_history),
         (SELECT string_agg(format('t.%I AS %I', kept_history[i], kept[i]), ', ' ORDER BY i) FROM generate_subscripts(kept, 1) i),
         vt.table_oid::regclass,
-        temporal_versioning.key_join_sql('s', 't', vt.key_columns))
-    USING parameter;
+        temporal_versioning.key_join_sql('s', 't', vt.key_columns));
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_plan_sql(temporal_versioning.versioned_tables, text, timestamptz) IS
+    'pg-temporal: the query planning, row by row, what a revert of one table would delete, update and insert';
+
+-- Keeps a plan's rows in pg_temp."temporal_revert_plan_<id>" for a real run,
+-- so that the statements applying it and the rows reported are the same.
+CREATE OR REPLACE FUNCTION temporal_versioning.materialize_revert_plan(
+    vt temporal_versioning.versioned_tables, plan_sql text, parameter anyelement)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    plan_name text := 'temporal_revert_plan_' || vt.id;
+BEGIN
+    IF to_regclass(format('pg_temp.%I', plan_name)) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE pg_temp.%I', plan_name);
+    END IF;
+    EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS %s', plan_name, plan_sql) USING parameter;
     RETURN format('pg_temp.%I', plan_name)::regclass;
 END
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.build_revert_plan(temporal_versioning.versioned_tables, text, timestamptz, anyelement) IS
-    'pg-temporal: plan, row by row, what a revert of one table would delete, update and insert';
+COMMENT ON FUNCTION temporal_versioning.materialize_revert_plan(temporal_versioning.versioned_tables, text, anyelement) IS
+    'pg-temporal: keep the rows of a revert plan in a temporary table for the run that applies it';
+
+-- The rows a revert reports, from a plan query or a kept plan, in a stable order.
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_report_sql(plan_source text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('SELECT p.temporal_action, p.temporal_key, p.temporal_before, p.temporal_after FROM %s p '
+                  'ORDER BY array_position(ARRAY[''delete'', ''update'', ''insert''], p.temporal_action), p.temporal_key',
+                  plan_source);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.revert_report_sql(text) IS
+    'pg-temporal: the query reporting a revert plan, deletes first, then updates, then inserts';
 
 -- Applies one action of a plan to its table: one DELETE, UPDATE or INSERT.
 CREATE OR REPLACE FUNCTION temporal_versioning.apply_revert_plan(
     vt temporal_versioning.versioned_tables, plan regclass, action text)
 RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     columns name[];
@@ -1792,7 +1827,6 @@ COMMENT ON FUNCTION temporal_versioning.apply_revert_plan(temporal_versioning.ve
 CREATE OR REPLACE FUNCTION temporal_versioning.run_revert(tables integer[], plans regclass[], label text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     previous text := current_setting('temporal.changeset_id', true);
@@ -1842,32 +1876,31 @@ CREATE OR REPLACE FUNCTION temporal_versioning.revert_table_data(
     schema_name text, table_name text, "timestamp" timestamptz, dry_run boolean DEFAULT true)
 RETURNS TABLE (action text, key jsonb, before jsonb, after jsonb)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
+    plan_sql text;
     plan regclass;
 BEGIN
     vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY["timestamp"]);
-    IF NOT dry_run THEN
-        IF NOT vt.enabled THEN
-            RAISE EXCEPTION 'versioning of "%.%" is off', schema_name, table_name
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      DETAIL = 'A revert must itself be captured, so that it can be undone.',
-                      HINT = format('Turn versioning on again first: temporal enable %I.%I', schema_name, table_name);
-        END IF;
-        -- Readers go on; writers wait until the revert commits.
-        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
+    plan_sql := temporal_versioning.revert_plan_sql(
+        vt, temporal_versioning.changes_after_sql(vt.history_table, 1), "timestamp");
+    IF dry_run THEN
+        RETURN QUERY EXECUTE temporal_versioning.revert_report_sql(format('(%s)', plan_sql)) USING "timestamp";
+        RETURN;
     END IF;
-    plan := temporal_versioning.build_revert_plan(
-        vt, temporal_versioning.changes_after_sql(vt.history_table, 1), "timestamp", "timestamp");
-    IF NOT dry_run THEN
-        PERFORM temporal_versioning.run_revert(ARRAY[vt.id], ARRAY[plan],
-            format('revert:%I.%I:to:%s', vt.schema_name, vt.table_name, "timestamp"));
+    IF NOT vt.enabled THEN
+        RAISE EXCEPTION 'versioning of "%.%" is off', schema_name, table_name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'A revert must itself be captured, so that it can be undone.',
+                  HINT = format('Turn versioning on again first: temporal enable %I.%I', schema_name, table_name);
     END IF;
-    RETURN QUERY EXECUTE format(
-        'SELECT temporal_action, temporal_key, temporal_before, temporal_after FROM %s '
-        'ORDER BY array_position(ARRAY[''delete'', ''update'', ''insert''], temporal_action), temporal_key', plan);
+    -- Readers go on; writers wait until the revert commits.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
+    plan := temporal_versioning.materialize_revert_plan(vt, plan_sql, "timestamp");
+    PERFORM temporal_versioning.run_revert(ARRAY[vt.id], ARRAY[plan],
+        format('revert:%I.%I:to:%s', vt.schema_name, vt.table_name, "timestamp"));
+    RETURN QUERY EXECUTE temporal_versioning.revert_report_sql(plan::text);
 END
 $$;
 
@@ -1882,12 +1915,12 @@ CREATE OR REPLACE FUNCTION temporal_versioning.revert_transactions(
     tx_ids bigint[], label text, dry_run boolean, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
 RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
     only_table temporal_versioning.versioned_tables;
     tables integer[] := '{}';
+    plan_sqls text[] := '{}';
     plans regclass[] := '{}';
     first_at timestamptz;
     conflicts text;
@@ -1938,9 +1971,9 @@ BEGIN
         END IF;
 
         tables := tables || vt.id;
-        plans := plans || temporal_versioning.build_revert_plan(
+        plan_sqls := plan_sqls || temporal_versioning.revert_plan_sql(
             vt, format('SELECT h.* FROM temporal_versioning.%I h WHERE h.temporal_tx_id = ANY ($1)', vt.history_table),
-            first_at, tx_ids);
+            first_at);
     END LOOP;
 
     IF cardinality(tables) = 0 THEN
@@ -1949,14 +1982,18 @@ BEGIN
                   HINT = 'temporal log shows the changesets and transactions that were recorded.';
     END IF;
     IF NOT dry_run THEN
+        FOR i IN 1 .. cardinality(tables) LOOP
+            SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
+            plans := plans || temporal_versioning.materialize_revert_plan(vt, plan_sqls[i], tx_ids);
+        END LOOP;
         PERFORM temporal_versioning.run_revert(tables, plans, 'revert:' || label);
     END IF;
     FOR i IN 1 .. cardinality(tables) LOOP
         SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
-        RETURN QUERY EXECUTE format(
-            'SELECT %L::text, temporal_action, temporal_key, temporal_before, temporal_after FROM %s '
-            'ORDER BY array_position(ARRAY[''delete'', ''update'', ''insert''], temporal_action), temporal_key',
-            format('%I.%I', vt.schema_name, vt.table_name), plans[i]);
+        RETURN QUERY EXECUTE format('SELECT %L::text, r.* FROM (%s) r', format('%I.%I', vt.schema_name, vt.table_name),
+                                    temporal_versioning.revert_report_sql(
+                                        CASE WHEN dry_run THEN format('(%s)', plan_sqls[i]) ELSE plans[i]::text END))
+            USING tx_ids;
     END LOOP;
 END
 $$;
@@ -1968,7 +2005,6 @@ CREATE OR REPLACE FUNCTION temporal_versioning.revert_changeset(
     changeset_id text, dry_run boolean DEFAULT true, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
 RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
 LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM temporal_versioning.revert_transactions(
         ARRAY(SELECT t.tx_id FROM temporal_versioning.transactions t WHERE t.changeset_id = revert_changeset.changeset_id),
@@ -1982,7 +2018,6 @@ CREATE OR REPLACE FUNCTION temporal_versioning.revert_transaction(
     tx_id bigint, dry_run boolean DEFAULT true, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
 RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
 LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM temporal_versioning.revert_transactions(
         ARRAY[tx_id], format('transaction %s', tx_id), dry_run, schema_name, table_name);
