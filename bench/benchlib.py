@@ -26,8 +26,9 @@ def psql(sql, db, *, quiet=True):
     return result.stdout.strip()
 
 
-def timed(sql, db):
-    """Seconds one statement takes, measured by psql's \\timing (client side)."""
+def timed(sql, db, statement=-1):
+    """Seconds a statement takes, measured by psql's \\timing (client side);
+    of several statements, the one at index `statement` (the last by default)."""
     result = subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db],
         input=f"\\timing on\n{sql};\n", capture_output=True, text=True,
@@ -35,7 +36,7 @@ def timed(sql, db):
     if result.returncode != 0:
         raise RuntimeError(f"psql failed: {result.stderr.strip()}\nSQL: {sql[:400]}")
     times = re.findall(r"Time: ([0-9.]+) ms", result.stdout)
-    return float(times[-1]) / 1000.0
+    return float(times[statement]) / 1000.0
 
 
 def pgbench(script, db, *, seconds, clients=2):
