@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -27,13 +29,29 @@ let package = Package(
             name: "TemporalKit",
             dependencies: ["Postgres"]
         ),
+        .systemLibrary(
+            name: "CMongoC",
+            pkgConfig: "libmongoc-1.0",
+            providers: [.apt(["libmongoc-dev"]), .brew(["mongo-c-driver"])]
+        ),
+        .target(
+            name: "ChangeStream",
+            dependencies: [
+                "Postgres", "CMongoC",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .executableTarget(
             name: "temporal",
             dependencies: [
                 "TemporalKit",
+                "ChangeStream",
                 "Postgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .target(
@@ -48,6 +66,10 @@ let package = Package(
         .testTarget(
             name: "TemporalKitTests",
             dependencies: ["TemporalKit", "Postgres", "TestSupport"]
+        ),
+        .testTarget(
+            name: "ChangeStreamTests",
+            dependencies: ["ChangeStream", "Postgres", "TestSupport"]
         ),
         .testTarget(
             name: "TemporalCLITests",

@@ -1,10 +1,13 @@
 -- Nobody but the installing role (and superusers) may read or write history,
 -- or call the functions that change what is versioned. Application roles keep
 -- writing their tables: the capture functions run as SECURITY DEFINER.
--- To let a role read history: GRANT USAGE ON SCHEMA temporal_versioning TO r;
--- GRANT SELECT ON ALL TABLES IN SCHEMA temporal_versioning TO r;
-REVOKE ALL ON SCHEMA temporal_versioning FROM PUBLIC;
+-- To let a role read history: GRANT SELECT ON ALL TABLES IN SCHEMA temporal_versioning TO r;
+REVOKE ALL ON SCHEMA temporal_versioning FROM PUBLIC;   -- USAGE is granted back below, for set_change_context
 REVOKE ALL ON ALL TABLES IN SCHEMA temporal_versioning FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA temporal_versioning FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA temporal_versioning FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES IN SCHEMA temporal_versioning REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- Any role may label its own transactions.
+GRANT USAGE ON SCHEMA temporal_versioning TO PUBLIC;
+GRANT EXECUTE ON FUNCTION temporal_versioning.set_change_context(text, text) TO PUBLIC;

@@ -72,7 +72,14 @@ public final class Connection {
     /// Runs a script of one or more statements without parameters (the
     /// simple query protocol), such as an installed SQL file.
     public func execute(_ script: String) throws {
-        _ = try check(PQexec(handle, script))
+        _ = try simpleQuery(script)
+    }
+
+    /// Runs SQL with the simple query protocol and returns the last result:
+    /// for scripts, and for replication connections, which accept no other.
+    @discardableResult
+    public func simpleQuery(_ sql: String) throws -> QueryResult {
+        try check(PQexec(handle, sql))
     }
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.

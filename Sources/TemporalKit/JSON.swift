@@ -34,9 +34,18 @@ public enum JSON {
         case PostgresType.json, PostgresType.jsonb:
             return text
         case _ where PostgresType.textArrays.contains(typeOID):
-            return "[" + (PostgresArray.parse(text) ?? [text]).map { $0.map(string) ?? "null" }.joined(separator: ", ") + "]"
+            return ArrayLiteral.parse(text).map(array) ?? string(text)
         default:
             return string(text)
+        }
+    }
+
+    /// A text array as JSON: nested arrays for several dimensions, null for NULL.
+    private static func array(_ node: ArrayLiteral.Node) -> String {
+        switch node {
+        case .null: "null"
+        case let .text(text): string(text)
+        case let .array(items): "[" + items.map(array).joined(separator: ", ") + "]"
         }
     }
 
@@ -56,37 +65,5 @@ public enum JSON {
             }
         }
         return output + "\""
-    }
-}
-
-/// Parses a one-dimensional PostgreSQL array literal such as `{a,"b c",NULL}`.
-public enum PostgresArray {
-    public static func parse(_ literal: String) -> [String?]? {
-        var characters = Substring(literal)
-        guard characters.first == "{", characters.last == "}" else { return nil }
-        characters = characters.dropFirst().dropLast()
-        if characters.isEmpty { return [] }
-        var elements: [String?] = []
-        var current = ""
-        var quoted = false, wasQuoted = false, escaped = false
-        for character in characters {
-            if escaped {
-                current.append(character)
-                escaped = false
-            } else if character == "\\" {
-                escaped = true
-            } else if character == "\"" {
-                quoted.toggle()
-                wasQuoted = true
-            } else if character == "," && !quoted {
-                elements.append(!wasQuoted && current == "NULL" ? nil : current)
-                current = ""
-                wasQuoted = false
-            } else {
-                current.append(character)
-            }
-        }
-        elements.append(!wasQuoted && current == "NULL" ? nil : current)
-        return elements
     }
 }

@@ -24,7 +24,7 @@ struct Temporal: ParsableCommand {
         version: Installer.bundledVersion,
         subcommands: [
             Install.self, Enable.self, Disable.self, List.self, Status.self,
-            AsOf.self, History.self, Log.self, Diff.self, Revert.self,
+            AsOf.self, History.self, Log.self, Diff.self, Revert.self, Stream.self,
         ]
     )
 }

@@ -2026,17 +2026,51 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.revert_transaction(bigint, boolean, text, text) IS
     'pg-temporal: undo every change one transaction made (dry_run, the default, only shows it)';
 """###),
+        SQLFile(name: "60_stream.sql", text: ###"""
+-- Context for change streaming. An application calls set_change_context at
+-- the start of a transaction, instead of SET LOCAL: it sets temporal.user_id
+-- and temporal.changeset_id for the history, and writes them into the WAL
+-- as a transactional logical message, so that `temporal stream` puts them on
+-- the transaction's change events (userId, changesetId).
+--
+--   BEGIN;
+--   SELECT temporal_versioning.set_change_context('user-17', 'cs-789');
+--   UPDATE ...;
+--   COMMIT;
+
+CREATE OR REPLACE FUNCTION temporal_versioning.set_change_context(user_id text, changeset_id text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM set_config('temporal.user_id', coalesce(user_id, ''), true);
+    PERFORM set_config('temporal.changeset_id', coalesce(changeset_id, ''), true);
+    -- Logical messages need wal_level = logical; without it, only history gets the context.
+    IF current_setting('wal_level') = 'logical' THEN
+        PERFORM pg_logical_emit_message(true, 'temporal.context',
+            json_build_object('user_id', user_id, 'changeset_id', changeset_id)::text);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.set_change_context(text, text) IS
+    'pg-temporal: set the user and changeset of the current transaction, for history and for change streaming';
+"""###),
         SQLFile(name: "90_privileges.sql", text: ###"""
 -- Nobody but the installing role (and superusers) may read or write history,
 -- or call the functions that change what is versioned. Application roles keep
 -- writing their tables: the capture functions run as SECURITY DEFINER.
--- To let a role read history: GRANT USAGE ON SCHEMA temporal_versioning TO r;
--- GRANT SELECT ON ALL TABLES IN SCHEMA temporal_versioning TO r;
-REVOKE ALL ON SCHEMA temporal_versioning FROM PUBLIC;
+-- To let a role read history: GRANT SELECT ON ALL TABLES IN SCHEMA temporal_versioning TO r;
+REVOKE ALL ON SCHEMA temporal_versioning FROM PUBLIC;   -- USAGE is granted back below, for set_change_context
 REVOKE ALL ON ALL TABLES IN SCHEMA temporal_versioning FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA temporal_versioning FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA temporal_versioning FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES IN SCHEMA temporal_versioning REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- Any role may label its own transactions.
+GRANT USAGE ON SCHEMA temporal_versioning TO PUBLIC;
+GRANT EXECUTE ON FUNCTION temporal_versioning.set_change_context(text, text) TO PUBLIC;
 """###),
     ]
 }

@@ -1,0 +1,4 @@
+#ifndef CMONGOC_SHIM_H
+#define CMONGOC_SHIM_H
+#include <mongoc/mongoc.h>
+#endif

@@ -1,0 +1,25 @@
+import Postgres
+
+/// One row change, as the document written to `changeEvents`:
+///
+///     {_id, entityType, entityId, changesetId, txId, timestamp, userId, operation,
+///      changes: {field: {from, to}}, before, after,
+///      metadata: {lsn, commitLsn, txId, slot, table, exact?}}
+///
+/// `_id` is `<slot>/<commit LSN, 16 hex digits>/<position, 8 digits>`: the same
+/// change always gets the same _id, and _id order is commit order.
+public struct ChangeEvent: Sendable {
+    public var commitLSN: LSN
+    public var position: Int
+    public var document: EventDocument
+
+    public var id: String {
+        if case let .string(id)? = document["_id"] { return id }
+        return ""
+    }
+
+    public static func id(slot: String, commitLSN: LSN, position: Int) -> String {
+        let digits = String(position)
+        return "\(slot)/\(commitLSN.sortable)/\(String(repeating: "0", count: max(0, 8 - digits.count)))\(digits)"
+    }
+}

@@ -1,0 +1,298 @@
+import Foundation
+import Postgres
+
+/// Turns the pgoutput messages of one replication stream into change events.
+///
+/// Events are emitted as soon as their row arrives: a transaction's commit
+/// LSN is known from its Begin, so each event's _id is final before the
+/// commit. `committed` follows the last event of a transaction; only then may
+/// its end LSN be confirmed to the server. Transactions streamed while still
+/// in progress (protocol 2) are spooled to disk and replayed at their commit,
+/// so memory stays bounded by one message, never one transaction.
+public final class EventBuilder {
+    public enum Output {
+        /// A transaction begins; it will commit at `commitLSN`.
+        case began(commitLSN: LSN)
+        case event(ChangeEvent)
+        /// Everything of the transaction has been emitted.
+        case committed(commitLSN: LSN, endLSN: LSN)
+        /// A non-transactional heartbeat: nothing before `lsn` is pending.
+        case heartbeat(LSN)
+    }
+
+    /// The prefix of the transactional message that carries an application's
+    /// context (see temporal_versioning.set_change_context).
+    public static let contextPrefix = "temporal.context"
+    public static let heartbeatPrefix = "temporal.heartbeat"
+
+    private struct RelationInfo {
+        var relation: Relation
+        var key: [Int]
+        var qualifiedName: String
+    }
+
+    private struct Transaction {
+        var xid: UInt32
+        var commitLSN: LSN
+        var commitMilliseconds: Int64
+        var position = 0
+        var userID: String?
+        var changesetID: String?
+    }
+
+    private let slot: String
+    private let types: TypeCatalog
+    private let decoder: ValueDecoder
+    private var relations: [UInt32: RelationInfo] = [:]
+    private var transaction: Transaction?
+    private let spool: StreamSpool
+
+    /// The streamed transaction whose block is being read (protocol 2).
+    private var inStreamBlock: UInt32?
+
+    /// Whether a transaction has begun and not yet committed.
+    public var inTransaction: Bool { transaction != nil }
+
+    public init(slot: String, types: TypeCatalog, spoolDirectory: URL = FileManager.default.temporaryDirectory) throws {
+        self.slot = slot
+        self.types = types
+        decoder = ValueDecoder(types: types)
+        spool = try StreamSpool(directory: spoolDirectory)
+    }
+
+    /// Feeds the bytes of one XLogData message, whose WAL position is `lsn`.
+    public func consume(_ bytes: ArraySlice<UInt8>, lsn: LSN, emit: (Output) throws -> Void) throws {
+        let message = try PgOutputMessage.decode(bytes, streaming: inStreamBlock != nil)
+        if let xid = inStreamBlock {
+            switch message {
+            case .streamStop: inStreamBlock = nil
+            default: try spool.append(xid: xid, lsn: lsn, bytes: bytes)
+            }
+            return
+        }
+        switch message {
+        case let .streamStart(start):
+            inStreamBlock = start.xid
+        case let .streamAbort(abort):
+            try spool.abort(xid: abort.xid, subtransaction: abort.subtransactionXid)
+        case let .streamCommit(commit):
+            try handle(.begin(Begin(finalLSN: commit.commitLSN, commitTime: commit.commitTime, xid: commit.xid)), lsn: lsn, emit: emit)
+            try spool.replay(xid: commit.xid) { spooled, spooledLSN in
+                try handle(try PgOutputMessage.decode(spooled, streaming: true), lsn: spooledLSN, emit: emit)
+            }
+            try handle(.commit(Commit(commitLSN: commit.commitLSN, endLSN: commit.endLSN, commitTime: commit.commitTime)), lsn: lsn, emit: emit)
+        default:
+            try handle(message, lsn: lsn, emit: emit)
+        }
+    }
+
+    private func handle(_ message: PgOutputMessage, lsn: LSN, emit: (Output) throws -> Void) throws {
+        switch message {
+        case let .begin(begin):
+            transaction = Transaction(
+                xid: begin.xid, commitLSN: begin.finalLSN,
+                commitMilliseconds: PostgresClock.toUnixMilliseconds(begin.commitTime))
+            try emit(.began(commitLSN: begin.finalLSN))
+        case let .commit(commit):
+            guard let current = transaction else { throw ProtocolError.invalid("commit outside a transaction") }
+            transaction = nil
+            try emit(.committed(commitLSN: current.commitLSN, endLSN: commit.endLSN))
+        case let .relation(relation):
+            types.forgetKey(relation.oid)
+            relations[relation.oid] = RelationInfo(
+                relation: relation, key: keyColumns(of: relation), qualifiedName: relation.qualifiedName)
+        case .type, .origin, .streamStop, .streamStart, .streamCommit, .streamAbort:
+            break
+        case let .message(logical):
+            if logical.transactional, logical.prefix == Self.contextPrefix, transaction != nil {
+                applyContext(logical.content)
+            } else if !logical.transactional, logical.prefix == Self.heartbeatPrefix, transaction == nil {
+                try emit(.heartbeat(logical.lsn))
+            }
+        case let .insert(insert):
+            let info = try relation(insert.relationOID)
+            let after = row(info, insert.new, old: nil)
+            try emit(.event(event("insert", info, lsn: lsn, before: nil, after: after, changes: nil)))
+        case let .update(update):
+            let info = try relation(update.relationOID)
+            let before = update.old.map { row(info, $0, old: nil) } ?? update.oldKey.map { row(info, $0, old: nil) }
+            let after = row(info, update.new, old: update.old)
+            var changes: EventDocument?
+            if let before, update.old != nil {
+                var fields = EventDocument()
+                for field in after.document.fields where before.document[field.key] != field.value {
+                    fields.append(field.key, .document(EventDocument([("from", before.document[field.key] ?? .null), ("to", field.value)])))
+                }
+                changes = fields
+            }
+            try emit(.event(event("update", info, lsn: lsn, before: before, after: after, changes: changes)))
+        case let .delete(delete):
+            let info = try relation(delete.relationOID)
+            let before = delete.old.map { row(info, $0, old: nil) } ?? delete.oldKey.map { row(info, $0, old: nil) }
+            try emit(.event(event("delete", info, lsn: lsn, before: before, after: nil, changes: nil)))
+        case let .truncate(truncate):
+            for oid in truncate.relationOIDs {
+                try emit(.event(event("truncate", try relation(oid), lsn: lsn, before: nil, after: nil, changes: nil)))
+            }
+        }
+    }
+
+    private func relation(_ oid: UInt32) throws -> RelationInfo {
+        guard let info = relations[oid] else {
+            throw ProtocolError.invalid("change for relation \(oid) before its Relation message")
+        }
+        return info
+    }
+
+    /// The columns that identify a row: the table's primary key, else the
+    /// replica identity's columns (all of them only without a narrower key).
+    private func keyColumns(of relation: Relation) -> [Int] {
+        if let primaryKey = types.primaryKey(relation.oid) {
+            let positions = primaryKey.compactMap { name in relation.columns.firstIndex { $0.name == name } }
+            if positions.count == primaryKey.count { return positions }
+        }
+        return relation.columns.indices.filter { relation.columns[$0].isKey }
+    }
+
+    private struct Row {
+        var document: EventDocument
+        var exact: [(String, String)]
+    }
+
+    /// A row as a document; TOAST values the change did not touch come from the old row.
+    private func row(_ info: RelationInfo, _ tuple: TupleData, old: TupleData?) -> Row {
+        var document = EventDocument()
+        var exact: [(String, String)] = []
+        for (index, column) in info.relation.columns.enumerated() where index < tuple.values.count {
+            var value = tuple.values[index]
+            if value == .unchangedToast, let old, index < old.values.count { value = old.values[index] }
+            switch value {
+            case .null: document.append(column.name, .null)
+            case .unchangedToast: continue
+            case let .binary(bytes): document.append(column.name, .binary(subtype: BinarySubtype.generic, bytes: Array(bytes)))
+            case let .text(bytes):
+                let decoded = decoder.decode(String(decoding: bytes, as: UTF8.self), typeOID: column.typeOID)
+                document.append(column.name, decoded.value)
+                if let text = decoded.exactText { exact.append((column.name, text)) }
+            }
+        }
+        return Row(document: document, exact: exact)
+    }
+
+    private func applyContext(_ content: ArraySlice<UInt8>) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(content)) as? [String: Any] else { return }
+        transaction?.userID = object["user_id"] as? String
+        transaction?.changesetID = object["changeset_id"] as? String
+    }
+
+    private func event(_ operation: String, _ info: RelationInfo, lsn: LSN, before: Row?, after: Row?, changes: EventDocument?) -> ChangeEvent {
+        let current = transaction ?? Transaction(xid: 0, commitLSN: lsn, commitMilliseconds: 0)
+        let position = current.position + 1
+        transaction?.position = position
+
+        var entityID: EventValue = .null
+        if let source = (after ?? before)?.document, !info.key.isEmpty {
+            let keyFields = info.key.map { info.relation.columns[$0].name }
+            if keyFields.count == 1 {
+                entityID = source[keyFields[0]] ?? .null
+            } else {
+                entityID = .document(EventDocument(keyFields.map { ($0, source[$0] ?? .null) }))
+            }
+        }
+        var metadata = EventDocument([
+            ("lsn", .string(lsn.description)),
+            ("commitLsn", .string(current.commitLSN.description)),
+            ("txId", .int64(Int64(current.xid))),
+            ("slot", .string(slot)),
+            ("table", .string(info.qualifiedName)),
+        ])
+        let exact = (before?.exact.map { ("before.\($0.0)", EventValue.string($0.1)) } ?? [])
+            + (after?.exact.map { ("after.\($0.0)", EventValue.string($0.1)) } ?? [])
+        if !exact.isEmpty { metadata.append("exact", .document(EventDocument(exact))) }
+
+        let id = ChangeEvent.id(slot: slot, commitLSN: current.commitLSN, position: position)
+        let document = EventDocument([
+            ("_id", .string(id)),
+            ("entityType", .string(info.qualifiedName)),
+            ("entityId", entityID),
+            ("changesetId", .string(current.changesetID ?? String(current.xid))),
+            ("txId", .int64(Int64(current.xid))),
+            ("timestamp", .date(current.commitMilliseconds)),
+            ("userId", current.userID.map(EventValue.string) ?? .null),
+            ("operation", .string(operation)),
+            ("changes", changes.map(EventValue.document) ?? .null),
+            ("before", before.map { .document($0.document) } ?? .null),
+            ("after", after.map { .document($0.document) } ?? .null),
+            ("metadata", .document(metadata)),
+        ])
+        return ChangeEvent(commitLSN: current.commitLSN, position: position, document: document)
+    }
+}
+
+/// Streamed blocks of transactions still in progress, kept on disk until
+/// their commit (replayed) or abort (dropped, or a subtransaction skipped).
+final class StreamSpool {
+    private let directory: URL
+    private var files: [UInt32: FileHandle] = [:]
+    private var abortedSubtransactions: [UInt32: Set<UInt32>] = [:]
+
+    init(directory: URL) throws {
+        self.directory = directory.appendingPathComponent("temporal-stream-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    }
+
+    deinit {
+        for file in files.values { try? file.close() }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func path(_ xid: UInt32) -> URL { directory.appendingPathComponent("\(xid).spool") }
+
+    func append(xid: UInt32, lsn: LSN, bytes: ArraySlice<UInt8>) throws {
+        if files[xid] == nil {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: path(xid).path, contents: nil)
+            files[xid] = try FileHandle(forUpdating: path(xid))
+        }
+        var writer = ByteWriter()
+        writer.uint64(lsn.value)
+        writer.uint64(UInt64(bytes.count))
+        try files[xid]!.write(contentsOf: writer.bytes + bytes)
+    }
+
+    func abort(xid: UInt32, subtransaction: UInt32) throws {
+        if subtransaction == xid {
+            try files.removeValue(forKey: xid)?.close()
+            try? FileManager.default.removeItem(at: path(xid))
+            abortedSubtransactions[xid] = nil
+        } else {
+            abortedSubtransactions[xid, default: []].insert(subtransaction)
+        }
+    }
+
+    /// Feeds every spooled message of `xid` back, skipping aborted subtransactions.
+    func replay(xid: UInt32, _ body: (ArraySlice<UInt8>, LSN) throws -> Void) throws {
+        guard let file = files.removeValue(forKey: xid) else { return }
+        defer {
+            try? file.close()
+            try? FileManager.default.removeItem(at: path(xid))
+            abortedSubtransactions[xid] = nil
+        }
+        let aborted = abortedSubtransactions[xid] ?? []
+        try file.seek(toOffset: 0)
+        while let header = try file.read(upToCount: 16), header.count == 16 {
+            var reader = ByteReader(Array(header))
+            let lsn = LSN(try reader.uint64())
+            let length = Int(try reader.uint64())
+            guard let data = try file.read(upToCount: length), data.count == length else {
+                throw ProtocolError.invalid("spool of transaction \(xid) is cut short")
+            }
+            let bytes = Array(data)[...]
+            // Data messages of a streamed block carry their (sub)transaction's xid after the tag.
+            if !aborted.isEmpty, bytes.count >= 5 {
+                var xidReader = ByteReader(bytes.dropFirst())
+                if let messageXid = try? xidReader.uint32(), aborted.contains(messageXid) { continue }
+            }
+            try body(bytes, lsn)
+        }
+    }
+}

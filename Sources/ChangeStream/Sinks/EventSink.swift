@@ -1,0 +1,22 @@
+/// Where change events go. `write` returns only when the events are durably
+/// stored; an event the sink already holds (same _id) is skipped, so the
+/// stream may send a batch again after a crash without duplicating anything.
+public protocol EventSink: AnyObject {
+    func write(_ events: [ChangeEvent]) throws
+    /// Where the events go, without credentials, for logs.
+    var description: String { get }
+}
+
+/// A sink failure, in the sink's own words.
+public struct SinkError: Error, CustomStringConvertible {
+    public var message: String
+    /// False when retrying cannot help (a document MongoDB refuses, say).
+    public var retryable: Bool
+
+    public init(_ message: String, retryable: Bool = true) {
+        self.message = message
+        self.retryable = retryable
+    }
+
+    public var description: String { message }
+}

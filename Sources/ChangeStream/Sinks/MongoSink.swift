@@ -1,0 +1,131 @@
+import CMongoC
+import Foundation
+
+/// Events into a MongoDB collection through the official C driver
+/// (libmongoc). Each batch is one unordered bulk insert with the chosen write
+/// concern; a duplicate-key error means the event is already there (its _id
+/// is fixed by the change), so replays after a crash duplicate nothing.
+public final class MongoSink: EventSink {
+    private let client: OpaquePointer
+    private let collection: OpaquePointer
+    private let writeConcern: OpaquePointer
+    public let description: String
+
+    /// - Parameters:
+    ///   - uri: a MongoDB URI; credentials in it never reach logs or errors.
+    ///   - writeConcern: `majority` (the default), or a number of nodes; always journaled.
+    public init(uri: String, database: String, collection name: String, writeConcern concern: String = "majority") throws {
+        MongoSink.initializeDriver
+        let shown = MongoSink.redact(uri)
+        var error = bson_error_t()
+        guard let parsed = mongoc_uri_new_with_error(uri, &error) else {
+            throw SinkError("invalid MongoDB URI \(shown): \(BSON.message(error))", retryable: false)
+        }
+        defer { mongoc_uri_destroy(parsed) }
+        // Bound every attempt well inside wal_sender_timeout; the stream retries.
+        if !uri.contains("serverSelectionTimeoutMS") { mongoc_uri_set_option_as_int32(parsed, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000) }
+        if !uri.contains("socketTimeoutMS") { mongoc_uri_set_option_as_int32(parsed, MONGOC_URI_SOCKETTIMEOUTMS, 30000) }
+        mongoc_uri_set_appname(parsed, "temporal")
+        guard let client = mongoc_client_new_from_uri_with_error(parsed, &error) else {
+            throw SinkError("cannot use MongoDB at \(shown): \(BSON.message(error))", retryable: false)
+        }
+        mongoc_client_set_error_api(client, 2)
+        self.client = client
+        collection = mongoc_client_get_collection(client, database, name)
+        writeConcern = mongoc_write_concern_new()
+        if concern == "majority" {
+            mongoc_write_concern_set_w(writeConcern, MONGOC_WRITE_CONCERN_W_MAJORITY)
+        } else if let nodes = Int32(concern), nodes >= 1 {
+            mongoc_write_concern_set_w(writeConcern, nodes)
+        } else {
+            throw SinkError("write concern must be majority or a number of nodes, not \(concern)", retryable: false)
+        }
+        mongoc_write_concern_set_journal(writeConcern, true)
+        description = "\(shown) \(database).\(name)"
+    }
+
+    deinit {
+        mongoc_write_concern_destroy(writeConcern)
+        mongoc_collection_destroy(collection)
+        mongoc_client_destroy(client)
+    }
+
+    private static let initializeDriver: Void = { mongoc_init() }()
+
+    /// Checks that MongoDB answers, in MongoDB's words when it does not.
+    public func ping() throws {
+        let command = BSON.make(EventDocument([("ping", .int32(1))]))
+        defer { bson_destroy(command) }
+        var error = bson_error_t()
+        try BSON.withReply { reply in
+            if !mongoc_client_command_simple(client, "admin", command, nil, reply, &error) {
+                throw SinkError("MongoDB at \(description) does not answer: \(BSON.message(error))")
+            }
+        }
+    }
+
+    public func write(_ events: [ChangeEvent]) throws {
+        guard !events.isEmpty else { return }
+        let options = BSON.make(EventDocument([("ordered", .bool(false))]))
+        defer { bson_destroy(options) }
+        mongoc_write_concern_append(writeConcern, options)
+        let bulk = mongoc_collection_create_bulk_operation_with_opts(collection, options)
+        defer { mongoc_bulk_operation_destroy(bulk) }
+        for event in events {
+            let document = BSON.make(event.document)
+            defer { bson_destroy(document) }
+            mongoc_bulk_operation_insert(bulk, document)
+        }
+        var error = bson_error_t()
+        try BSON.withReply { reply in
+            if mongoc_bulk_operation_execute(bulk, reply, &error) != 0 { return }
+            try MongoSink.check(reply: reply, error: error)
+        }
+    }
+
+    /// A bulk write whose only errors are duplicate keys succeeded: those
+    /// events were written before. Anything else is an error to retry.
+    static func check(reply: OpaquePointer, error: bson_error_t) throws {
+        var codes: [Int32] = []
+        var messages: [String] = []
+        forEachItem(of: "writeErrors", in: reply) { item in
+            var code: Int32 = 0
+            while bson_iter_next(item) {
+                switch String(cString: bson_iter_key(item)) {
+                case "code": code = bson_iter_int32(item)
+                case "errmsg": messages.append(String(cString: bson_iter_utf8(item, nil)))
+                default: break
+                }
+            }
+            codes.append(code)
+        }
+        var concernFailed = false
+        forEachItem(of: "writeConcernErrors", in: reply) { _ in concernFailed = true }
+        let duplicateKey: Int32 = 11000
+        if !codes.isEmpty && codes.allSatisfy({ $0 == duplicateKey }) && !concernFailed {
+            return
+        }
+        let refused = codes.contains { $0 != duplicateKey }
+        let detail = messages.first { !$0.hasPrefix("E11000") } ?? BSON.message(error)
+        throw SinkError("MongoDB: \(detail)", retryable: !refused || concernFailed)
+    }
+
+    /// Calls `body` with an iterator into each document of the array `key` of `reply`.
+    private static func forEachItem(of key: String, in reply: OpaquePointer, _ body: (OpaquePointer) -> Void) {
+        let array = AlignedStorage(), items = AlignedStorage(), item = AlignedStorage()
+        guard bson_iter_init_find(array.pointer, reply, key), bson_iter_type(array.pointer) == BSON_TYPE_ARRAY,
+              bson_iter_recurse(array.pointer, items.pointer) else { return }
+        while bson_iter_next(items.pointer) {
+            if bson_iter_recurse(items.pointer, item.pointer) { body(item.pointer) }
+        }
+    }
+
+    /// The URI without user name and password.
+    public static func redact(_ uri: String) -> String {
+        guard let scheme = uri.range(of: "://") else { return uri }
+        let rest = uri[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return uri }
+        return String(uri[..<scheme.upperBound]) + "***@" + String(rest[rest.index(after: at)...])
+    }
+}

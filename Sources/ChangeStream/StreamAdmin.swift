@@ -1,0 +1,170 @@
+import Postgres
+
+/// Publications and slots for `temporal stream`: setup, status, drop, and the
+/// checks made before streaming, each failing in PostgreSQL's words with
+/// what to do.
+public struct StreamAdmin {
+    public let connection: Connection
+
+    public init(connection: Connection) {
+        self.connection = connection
+    }
+
+    /// Slot names are what PostgreSQL allows: lower case letters, digits, underscores.
+    public static func validSlotName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 63
+            && name.allSatisfy { ($0.isLowercase && $0.isASCII && $0.isLetter) || ($0.isNumber && $0.isASCII) || $0 == "_" }
+    }
+
+    public func requireLogicalWAL() throws {
+        let level = try connection.query("SHOW wal_level").scalar ?? ""
+        guard level == "logical" else {
+            throw PostgresError(
+                kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                message: "logical decoding requires wal_level >= logical",
+                detail: "wal_level is \(level).",
+                hint: "Set it and restart PostgreSQL: ALTER SYSTEM SET wal_level = logical;")
+        }
+    }
+
+    /// Checks that a stream can start, and returns the slot's confirmed position.
+    public func checkReady(slot: String, publication: String) throws -> LSN {
+        try requireLogicalWAL()
+        let rows = try connection.query("""
+            SELECT s.plugin, s.slot_type, s.database, s.active_pid::text, s.confirmed_flush_lsn::text, current_database()
+            FROM pg_replication_slots s WHERE s.slot_name = $1
+            """, [slot]).rows
+        guard let row = rows.first else {
+            throw PostgresError(
+                kind: .server, sqlState: SQLState.undefinedObject,
+                message: "replication slot \"\(slot)\" does not exist",
+                hint: "Create it, with its publication: temporal stream setup --slot \(slot) --publication \(publication) TABLE ...")
+        }
+        guard row[1] == "logical", row[0] == "pgoutput" else {
+            throw PostgresError(
+                kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                message: "replication slot \"\(slot)\" does not use the pgoutput plugin",
+                detail: "It is a \(row[1] ?? "") slot with plugin \(row[0] ?? "none").")
+        }
+        guard row[2] == row[5] else {
+            throw PostgresError(
+                kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                message: "replication slot \"\(slot)\" was not created in this database",
+                detail: "It belongs to database \"\(row[2] ?? "")\"; connect to that one.")
+        }
+        if let pid = row[3] {
+            throw PostgresError(
+                kind: .server, sqlState: "55006",
+                message: "replication slot \"\(slot)\" is active for PID \(pid)",
+                hint: "Another stream is reading it; stop that one first.")
+        }
+        try requirePublication(publication)
+        return row[4].flatMap(LSN.init) ?? .zero
+    }
+
+    public func requirePublication(_ publication: String) throws {
+        guard try connection.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [publication]).rows.isEmpty == false else {
+            throw PostgresError(
+                kind: .server, sqlState: SQLState.undefinedObject,
+                message: "publication \"\(publication)\" does not exist",
+                hint: "Create it, with its slot: temporal stream setup --publication \(publication) --slot SLOT TABLE ...")
+        }
+    }
+
+    public struct SetupReport: Sendable {
+        public var createdPublication: Bool
+        public var slotPosition: LSN
+        /// Tables whose UPDATE and DELETE events will lack the whole old row.
+        public var withoutFullIdentity: [String]
+        public var madeFull: [String]
+    }
+
+    /// Creates the publication for `tables` and a pgoutput slot, in that order
+    /// (a slot cannot be created inside a transaction with writes, so the
+    /// publication is rolled back by hand if the slot fails).
+    public func setup(slot: String, publication: String, tables: [(schema: String, name: String)], replicaIdentityFull: Bool) throws -> SetupReport {
+        try requireLogicalWAL()
+        if try !connection.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]).rows.isEmpty {
+            throw PostgresError(kind: .server, sqlState: SQLState.duplicateObject,
+                                message: "replication slot \"\(slot)\" already exists",
+                                hint: "Stream from it with temporal stream run, or drop it first: temporal stream drop --slot \(slot)")
+        }
+        if try !connection.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [publication]).rows.isEmpty {
+            throw PostgresError(kind: .server, sqlState: SQLState.duplicateObject,
+                                message: "publication \"\(publication)\" already exists",
+                                hint: "Use another name, or drop it first: temporal stream drop --slot \(slot) --publication \(publication)")
+        }
+        var lacking: [String] = []
+        var madeFull: [String] = []
+        try connection.transaction {
+            for table in tables {
+                let identity = try connection.query("""
+                    SELECT c.relreplident::text, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+                           format('%I.%I', n.nspname, c.relname)
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = $1 AND c.relname = $2
+                    """, [table.schema, table.name]).rows[0]
+                let qualified = identity[2] ?? ""
+                let full = identity[0] == "f"
+                let usable = full || identity[0] == "i" || (identity[0] == "d" && identity[1] == "t")
+                if !full && replicaIdentityFull {
+                    try connection.execute("ALTER TABLE \(qualified) REPLICA IDENTITY FULL")
+                    madeFull.append(qualified)
+                } else if !usable {
+                    throw PostgresError(
+                        kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                        message: "table \(qualified) has no replica identity",
+                        detail: "Once it is published, UPDATE and DELETE on it would fail for every application.",
+                        hint: "Add a primary key, or pass --replica-identity-full.")
+                } else if !full {
+                    lacking.append(qualified)
+                }
+            }
+            let list = try connection.query("""
+                SELECT string_agg(format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY t.n)
+                FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(schema_name, table_name, n)
+                """, [tables.map(\.schema), tables.map(\.name)]).scalar ?? ""
+            let name = try connection.query("SELECT format('%I', $1::text)", [publication]).scalar ?? ""
+            try connection.execute("CREATE PUBLICATION \(name) FOR TABLE \(list)")
+        }
+        do {
+            let position = try connection.query(
+                "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [slot]).scalar
+            return SetupReport(createdPublication: true, slotPosition: position.flatMap(LSN.init) ?? .zero,
+                               withoutFullIdentity: lacking, madeFull: madeFull)
+        } catch {
+            let name = try connection.query("SELECT format('%I', $1::text)", [publication]).scalar ?? ""
+            try? connection.execute("DROP PUBLICATION IF EXISTS \(name)")
+            throw error
+        }
+    }
+
+    /// Slots using pgoutput in this database: position, lag, retained WAL, activity.
+    public func status(slot: String?) throws -> QueryResult {
+        let result = try connection.query("""
+            SELECT s.slot_name, s.active, s.active_pid, s.confirmed_flush_lsn, pg_current_wal_lsn() AS current_lsn,
+                   pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS lag_bytes,
+                   pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes,
+                   pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)) AS retained_wal,
+                   s.wal_status
+            FROM pg_replication_slots s
+            WHERE s.slot_type = 'logical' AND s.database = current_database() AND ($1::text IS NULL OR s.slot_name = $1)
+            ORDER BY s.slot_name
+            """, [slot])
+        if let slot, result.rows.isEmpty {
+            throw PostgresError(kind: .server, sqlState: SQLState.undefinedObject,
+                                message: "replication slot \"\(slot)\" does not exist")
+        }
+        return result
+    }
+
+    /// Drops the slot (the server forgets its position and frees its WAL) and, if named, the publication.
+    public func drop(slot: String, publication: String?) throws {
+        try connection.query("SELECT pg_drop_replication_slot($1)", [slot])
+        if let publication {
+            try requirePublication(publication)
+            let name = try connection.query("SELECT format('%I', $1::text)", [publication]).scalar ?? ""
+            try connection.execute("DROP PUBLICATION \(name)")
+        }
+    }
+}

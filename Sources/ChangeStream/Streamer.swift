@@ -1,0 +1,337 @@
+import Foundation
+import Logging
+import Metrics
+import Postgres
+import Synchronization
+
+/// What `temporal stream run` reads and how it delivers.
+public struct StreamConfiguration: Sendable {
+    public var conninfo: String
+    public var slot: String
+    public var publication: String
+    /// Events per sink write, at most: memory is bounded by this, whatever a transaction's size.
+    public var batchSize = 1000
+    /// How long an incomplete batch may wait for more events.
+    public var batchDelayMilliseconds = 20
+    /// How often the position is reported to the server when nothing else reports it.
+    public var statusIntervalSeconds = 10.0
+    /// How often a heartbeat message is written while the published tables are idle (0: never).
+    public var heartbeatIntervalSeconds = 10.0
+    /// Stop once everything up to this position is written (like pg_recvlogical -E).
+    public var endLSN: LSN?
+    /// Longest wait between two attempts to write to a failing sink.
+    public var maximumBackoffSeconds = 30.0
+
+    public init(conninfo: String, slot: String, publication: String) {
+        self.conninfo = conninfo
+        self.slot = slot
+        self.publication = publication
+    }
+}
+
+/// Asks a running stream to stop, from a signal handler or another thread:
+/// it finishes the current batch, confirms it and returns.
+public final class StopRequest: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    public init() {}
+
+    public func request() { flag.store(true, ordering: .relaxed) }
+
+    public var isRequested: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// Progress, reported about once a second.
+public struct StreamProgress: Sendable {
+    public var eventsWritten: Int
+    public var eventsPerSecond: Double
+    /// Bytes of WAL the server has sent beyond what is confirmed written.
+    public var lagBytes: UInt64
+    public var flushed: LSN
+}
+
+public enum StreamError: Error, CustomStringConvertible {
+    case stoppedBeforeWriting(events: Int, sink: String)
+    case sinkRefused(SinkError)
+
+    public var description: String {
+        switch self {
+        case let .stoppedBeforeWriting(events, sink):
+            "stopped before \(events) events reached \(sink); they were not confirmed and will be sent again"
+        case let .sinkRefused(error):
+            "\(error.message) (not retried: writing it again cannot succeed)"
+        }
+    }
+}
+
+/// Reads a logical replication slot with pgoutput and writes every change,
+/// as a change event, to a sink. The slot's position is confirmed to
+/// PostgreSQL only up to the end of the last transaction whose events the
+/// sink has durably written, so a crash at any point loses nothing; events
+/// written but not confirmed come again and the sink skips them by _id.
+public final class Streamer {
+    private let configuration: StreamConfiguration
+    private let sink: EventSink
+    private let stop: StopRequest
+    private let logger: Logger
+    private let onProgress: ((StreamProgress) -> Void)?
+
+    private let eventsWritten = Counter(label: "temporal_stream_events_written_total")
+    private let lagGauge = Gauge(label: "temporal_stream_lag_bytes")
+    private let retainedGauge = Gauge(label: "temporal_stream_retained_wal_bytes")
+    private let batchTimer = Metrics.Timer(label: "temporal_stream_batch_duration_seconds", preferredDisplayUnit: .seconds)
+
+    public init(configuration: StreamConfiguration, sink: EventSink, stop: StopRequest,
+                logger: Logger = Logger(label: "temporal.stream"), onProgress: ((StreamProgress) -> Void)? = nil) {
+        self.configuration = configuration
+        self.sink = sink
+        self.stop = stop
+        self.logger = logger
+        self.onProgress = onProgress
+    }
+
+    /// Streams until stopped (or past the end LSN). Returns the position confirmed last.
+    @discardableResult
+    public func run() throws -> LSN {
+        let catalog = try Connection(conninfo: configuration.conninfo, applicationName: "temporal stream")
+        let start = try StreamAdmin(connection: catalog).checkReady(slot: configuration.slot, publication: configuration.publication)
+        let builder = try EventBuilder(slot: configuration.slot, types: try TypeCatalog(connection: catalog))
+
+        let replication = try ReplicationConnection(conninfo: configuration.conninfo)
+        // pgoutput prints values with the walsender's settings; ValueDecoder reads these.
+        for setting in ["TimeZone = 'UTC'", "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'",
+                        "extra_float_digits = 3", "IntervalStyle = 'postgres'"] {
+            try replication.command("SET \(setting)")
+        }
+        var options = [
+            ("proto_version", catalog.serverVersion >= 140000 ? "2" : "1"),
+            ("publication_names", try replication.quoteIdentifier(configuration.publication)),
+            ("messages", "true"),
+        ]
+        if catalog.serverVersion >= 140000 { options.append(("streaming", "on")) }
+        try replication.startLogicalReplication(slot: configuration.slot, start: .zero, options: options)
+        logger.info("streaming slot \(configuration.slot) from \(start) to \(sink.description)")
+
+        let reporter = PositionReporter(replication: replication, flushed: start, interval: configuration.statusIntervalSeconds, logger: logger)
+        reporter.start()
+        defer {
+            reporter.stopReporting()
+            replication.finish()
+        }
+
+        var session = Session(configuration: configuration, sink: sink, stop: stop, reporter: reporter, logger: logger,
+                              eventsWritten: eventsWritten, batchTimer: batchTimer)
+        var lastHeartbeat = Date()
+        var lastProgress = Date()
+        var lastSlotCheck = Date.distantPast
+        var writtenAtLastProgress = 0
+
+        while !stop.isRequested && !session.finished {
+            let message = try replication.receive(timeoutMilliseconds: Int32(configuration.batchDelayMilliseconds))
+            switch message {
+            case let .xlogData(data)?:
+                session.serverEnd = max(session.serverEnd, data.walEnd)
+                try builder.consume(data.data, lsn: data.walStart) { output in
+                    try session.handle(output, inTransaction: builder.inTransaction)
+                }
+            case let .keepalive(keepalive)?:
+                session.serverEnd = max(session.serverEnd, keepalive.walEnd)
+                if !builder.inTransaction {
+                    try session.idle(at: keepalive.walEnd)
+                }
+                if keepalive.replyRequested { try reporter.report() }
+            case nil:
+                try session.flushIfDue(force: true)
+            }
+            try session.flushIfDue(force: false)
+
+            let now = Date()
+            if configuration.heartbeatIntervalSeconds > 0, !builder.inTransaction,
+               now.timeIntervalSince(lastHeartbeat) >= configuration.heartbeatIntervalSeconds {
+                // A non-transactional message moves the stream on while the published tables are idle.
+                try catalog.query("SELECT pg_logical_emit_message(false, $1, now()::text)", [EventBuilder.heartbeatPrefix])
+                lastHeartbeat = now
+            }
+            if now.timeIntervalSince(lastSlotCheck) >= 10 {
+                if let retained = try catalog.query("""
+                    SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1
+                    """, [configuration.slot]).scalar.flatMap(Int64.init) {
+                    retainedGauge.record(retained)
+                }
+                lastSlotCheck = now
+            }
+            let lag = session.serverEnd > reporter.flushed ? session.serverEnd.value - reporter.flushed.value : 0
+            lagGauge.record(Int64(lag))
+            if now.timeIntervalSince(lastProgress) >= 1 {
+                let rate = Double(session.written - writtenAtLastProgress) / now.timeIntervalSince(lastProgress)
+                onProgress?(StreamProgress(eventsWritten: session.written, eventsPerSecond: rate, lagBytes: lag, flushed: reporter.flushed))
+                writtenAtLastProgress = session.written
+                lastProgress = now
+            }
+        }
+        // Stopping: write what is pending, confirm it, and leave.
+        try session.flush()
+        try reporter.report()
+        logger.info("stopped at \(reporter.flushed) after \(session.written) events")
+        return reporter.flushed
+    }
+}
+
+/// The delivery state of one run: the batch, what may be confirmed after it.
+private struct Session {
+    let configuration: StreamConfiguration
+    let sink: EventSink
+    let stop: StopRequest
+    let reporter: PositionReporter
+    let logger: Logger
+    let eventsWritten: Counter
+    let batchTimer: Metrics.Timer
+
+    var pending: [ChangeEvent] = []
+    var batchStarted = Date()
+    /// The end of the last transaction received whole: confirmable once pending is written.
+    var committedEnd: LSN?
+    var serverEnd = LSN.zero
+    var written = 0
+    var finished = false
+
+    init(configuration: StreamConfiguration, sink: EventSink, stop: StopRequest, reporter: PositionReporter,
+         logger: Logger, eventsWritten: Counter, batchTimer: Metrics.Timer) {
+        self.configuration = configuration
+        self.sink = sink
+        self.stop = stop
+        self.reporter = reporter
+        self.logger = logger
+        self.eventsWritten = eventsWritten
+        self.batchTimer = batchTimer
+        pending.reserveCapacity(configuration.batchSize)
+    }
+
+    mutating func handle(_ output: EventBuilder.Output, inTransaction: Bool) throws {
+        switch output {
+        case let .began(commitLSN):
+            if let end = configuration.endLSN, commitLSN > end {
+                try flush()
+                finished = true
+            }
+        case let .event(event):
+            guard !finished else { return }
+            if pending.isEmpty { batchStarted = Date() }
+            pending.append(event)
+            if pending.count >= configuration.batchSize { try flush() }
+        case let .committed(commitLSN, endLSN):
+            guard !finished else { return }
+            committedEnd = endLSN
+            if pending.isEmpty { try confirm(endLSN) }
+            if let end = configuration.endLSN, commitLSN >= end {
+                try flush()
+                finished = true
+            }
+        case let .heartbeat(lsn):
+            if !inTransaction { try idle(at: lsn) }
+        }
+    }
+
+    /// Nothing is in progress up to `lsn`: once pending events are written, it may be confirmed.
+    mutating func idle(at lsn: LSN) throws {
+        if pending.isEmpty, lsn > reporter.flushed { try confirm(lsn) }
+        if let end = configuration.endLSN, lsn >= end, pending.isEmpty { finished = true }
+    }
+
+    mutating func flushIfDue(force: Bool) throws {
+        guard !pending.isEmpty else { return }
+        if force || Date().timeIntervalSince(batchStarted) * 1000 >= Double(configuration.batchDelayMilliseconds) {
+            try flush()
+        }
+    }
+
+    /// Writes the batch (retrying with backoff while the sink fails), then
+    /// confirms the end of the last transaction received whole.
+    mutating func flush() throws {
+        if !pending.isEmpty {
+            let started = DispatchTime.now()
+            var backoff = 0.1
+            while true {
+                do {
+                    try sink.write(pending)
+                    break
+                } catch let error as SinkError {
+                    guard error.retryable else { throw StreamError.sinkRefused(error) }
+                    logger.warning("\(error.message); retrying in \(String(format: "%.1f", backoff)) s, nothing confirmed meanwhile")
+                    let deadline = Date().addingTimeInterval(backoff)
+                    while Date() < deadline {
+                        if stop.isRequested { throw StreamError.stoppedBeforeWriting(events: pending.count, sink: sink.description) }
+                        Thread.sleep(forTimeInterval: 0.05)
+                    }
+                    backoff = min(backoff * 2, configuration.maximumBackoffSeconds)
+                }
+            }
+            batchTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds))
+            eventsWritten.increment(by: pending.count)
+            written += pending.count
+            pending.removeAll(keepingCapacity: true)
+        }
+        if let end = committedEnd {
+            try confirm(end)
+            committedEnd = nil
+        }
+    }
+
+    private func confirm(_ lsn: LSN) throws {
+        guard lsn > reporter.flushed else { return }
+        reporter.flushed = lsn
+        try reporter.report()
+    }
+}
+
+/// Reports the confirmed position to the server: at once when asked, and
+/// from its own thread every few seconds, so that the server hears from us
+/// within wal_sender_timeout even while a slow sink holds the main thread.
+final class PositionReporter: @unchecked Sendable {
+    private let replication: ReplicationConnection
+    private let interval: Double
+    private let logger: Logger
+    private let mutex = Mutex()
+    private var confirmed: LSN
+    private var lastReport = Date.distantPast
+    private var running = true
+    private var thread: Thread?
+
+    init(replication: ReplicationConnection, flushed: LSN, interval: Double, logger: Logger) {
+        self.replication = replication
+        confirmed = flushed
+        self.interval = interval
+        self.logger = logger
+    }
+
+    var flushed: LSN {
+        get { mutex.withLock { confirmed } }
+        set { mutex.withLock { confirmed = newValue } }
+    }
+
+    func report() throws {
+        let position = flushed
+        let clock = PostgresClock.fromUnix(microseconds: Int64(Date().timeIntervalSince1970 * 1_000_000))
+        try replication.send(StandbyStatusUpdate(written: position, flushed: position, applied: position, clock: clock))
+        mutex.withLock { lastReport = Date() }
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            while mutex.withLock({ running }) {
+                Thread.sleep(forTimeInterval: 0.5)
+                let due = mutex.withLock { Date().timeIntervalSince(lastReport) >= interval }
+                if due {
+                    do { try report() } catch { logger.warning("cannot report the stream's position: \(error)") }
+                }
+            }
+        }
+        thread.name = "temporal-stream-reporter"
+        thread.start()
+        self.thread = thread
+    }
+
+    func stopReporting() {
+        mutex.withLock { running = false }
+    }
+}

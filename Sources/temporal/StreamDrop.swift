@@ -1,0 +1,34 @@
+import ArgumentParser
+import ChangeStream
+import Postgres
+
+struct StreamDrop: DatabaseCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drop",
+        abstract: "Drop a stream's replication slot (and its publication).",
+        discussion: """
+            The server forgets the slot's position and frees the WAL it kept. Events \
+            not yet streamed are not streamed.
+
+            Example:
+              temporal stream drop --slot app_slot --publication app_pub
+            """)
+    static var needsInstall: Bool { false }
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "The slot to drop.")
+    var slot: String
+
+    @Option(help: "Also drop this publication.")
+    var publication: String?
+
+    func validate() throws {
+        try connection.refuseWritesIfReadOnly("stream drop")
+    }
+
+    func run(on database: Connection) throws {
+        try StreamAdmin(connection: database).drop(slot: slot, publication: publication)
+        print("dropped slot \(slot)" + (publication.map { " and publication \($0)" } ?? ""))
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import ChangeStream
+import Foundation
+import Logging
+import Postgres
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by SIGTERM and SIGINT: the stream finishes its batch, confirms it and exits.
+let streamStop = StopRequest()
+
+struct StreamRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Stream changes from a slot into MongoDB, a JSON-lines file, or stdout.",
+        discussion: """
+            Reads the slot with pgoutput and writes one document per row change, shaped \
+            {_id, entityType, entityId, changesetId, txId, timestamp, userId, operation, \
+            changes, before, after, metadata}. Without --mongodb or --output, documents go \
+            to stdout as MongoDB Extended JSON lines. A file is fsynced before anything is \
+            confirmed to PostgreSQL.
+
+            Runs until SIGTERM or SIGINT (it then writes and confirms the current batch and \
+            exits 0), or until everything up to --end-lsn is written. While MongoDB is down \
+            it retries with backoff and confirms nothing. userId and changesetId come from \
+            temporal_versioning.set_change_context(user_id, changeset_id), called at the \
+            start of the writing transaction; otherwise changesetId is the transaction id.
+
+            Examples:
+              temporal stream run --publication app_pub --slot app_slot
+              temporal stream run --publication app_pub --slot app_slot --output events.jsonl
+              temporal stream run --publication app_pub --slot app_slot \\
+                  --mongodb 'mongodb://db1/?replicaSet=rs0' --database audit --write-concern majority --metrics-port 9187
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "The publication to read.")
+    var publication: String
+
+    @Option(help: "The slot to read (see temporal stream setup).")
+    var slot: String
+
+    @Option(help: ArgumentHelp("Append events to this file as JSON lines (fsynced).", valueName: "path"))
+    var output: String?
+
+    @Option(help: ArgumentHelp("Write events to MongoDB at this URI.", valueName: "uri"))
+    var mongodb: String?
+
+    @Option(help: "MongoDB database (with --mongodb).")
+    var database: String?
+
+    @Option(help: "MongoDB collection.")
+    var collection: String = "changeEvents"
+
+    @Option(help: "MongoDB write concern: majority, or a number of nodes (always journaled).")
+    var writeConcern: String = "majority"
+
+    @Option(help: ArgumentHelp("Stop once everything up to this WAL position is written.", valueName: "lsn"))
+    var endLSN: String?
+
+    @Option(help: "Events per write, at most (memory stays bounded by it).")
+    var batchSize: Int = 1000
+
+    @Option(help: "Seconds between heartbeats that keep the slot moving while the published tables are idle (0: none).")
+    var heartbeat: Double = 10
+
+    @Option(help: "Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")
+    var metricsPort: UInt16?
+
+    func validate() throws {
+        guard StreamAdmin.validSlotName(slot) else {
+            throw ValidationError("slot names contain only lower case letters, digits and underscores.")
+        }
+        if mongodb != nil && output != nil { throw ValidationError("give --mongodb or --output, not both.") }
+        if mongodb != nil && database == nil { throw ValidationError("--mongodb needs --database, such as --database audit.") }
+        if let endLSN, LSN(endLSN) == nil { throw ValidationError("--end-lsn takes a WAL position such as 0/5A000000.") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1.") }
+        if writeConcern != "majority" && Int(writeConcern).map({ $0 < 1 }) ?? true {
+            throw ValidationError("--write-concern is majority or a number of nodes, such as 1.")
+        }
+    }
+
+    func run() throws {
+        LogSetup.bootstrap(verbosity: max(connection.verbose, 1))
+        let logger = Logger(label: "temporal.stream")
+        do {
+            if let metricsPort { _ = try MetricsServer(port: metricsPort) }
+            let sink: EventSink
+            if let mongodb, let database {
+                let mongo = try MongoSink(uri: mongodb, database: database, collection: collection, writeConcern: writeConcern)
+                try mongo.ping()
+                sink = mongo
+            } else if let output {
+                sink = try JSONLinesSink(path: output)
+            } else {
+                sink = JSONLinesSink()
+            }
+            var configuration = StreamConfiguration(conninfo: connection.db, slot: slot, publication: publication)
+            configuration.batchSize = batchSize
+            configuration.heartbeatIntervalSeconds = heartbeat
+            configuration.endLSN = endLSN.flatMap(LSN.init)
+            for signalNumber in [SIGTERM, SIGINT] {
+                signal(signalNumber) { _ in streamStop.request() }
+            }
+            let showProgress = isatty(STDERR_FILENO) == 1
+            let streamer = Streamer(configuration: configuration, sink: sink, stop: streamStop, logger: logger) { progress in
+                guard showProgress else { return }
+                writeStandardError(String(format: "\r%@ events  %.0f/s  lag %@  at %@   ",
+                                          "\(progress.eventsWritten)", progress.eventsPerSecond,
+                                          ByteCountFormatter.string(fromByteCount: Int64(progress.lagBytes), countStyle: .binary),
+                                          progress.flushed.description))
+            }
+            let position = try streamer.run()
+            if showProgress { writeStandardError("\n") }
+            logger.info("confirmed up to \(position)")
+        } catch let error as PostgresError {
+            printError(error.psqlDescription)
+            throw ExitCode(error.kind == .connection ? 2 : 1)
+        } catch let error as SinkError {
+            printError("ERROR:  \(error.message)")
+            throw ExitCode(1)
+        } catch let error as StreamError {
+            printError("ERROR:  \(error)")
+            throw ExitCode(1)
+        } catch let error as ProtocolError {
+            printError("ERROR:  replication stream: \(error)")
+            throw ExitCode(1)
+        } catch let error as MetricsServerError {
+            printError("ERROR:  \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import ChangeStream
+import Postgres
+
+struct StreamStatus: DatabaseCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show where streams stand: confirmed position, lag, retained WAL, active or not.",
+        discussion: """
+            lag_bytes is how far the slot's confirmed position is behind the server's \
+            current WAL position; retained_wal_bytes is how much WAL the server keeps \
+            for the slot. A slot nobody reads keeps WAL forever: drop it when done.
+
+            Examples:
+              temporal stream status
+              temporal stream status --slot app_slot --format json
+            """)
+    static var needsInstall: Bool { false }
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: "Only this slot.")
+    var slot: String?
+
+    func run(on database: Connection) throws {
+        Renderer(format: output.format).print(try StreamAdmin(connection: database).status(slot: slot))
+    }
+}
