@@ -56,7 +56,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Postgres"],
+            dependencies: ["Postgres", "CMongoC"],
             path: "Tests/TestSupport"
         ),
         .testTarget(
@@ -69,7 +69,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChangeStreamTests",
-            dependencies: ["ChangeStream", "Postgres", "TestSupport"]
+            dependencies: ["ChangeStream", "Postgres", "TemporalKit", "TestSupport"]
         ),
         .testTarget(
             name: "TemporalCLITests",

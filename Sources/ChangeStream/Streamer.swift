@@ -295,7 +295,7 @@ final class PositionReporter: @unchecked Sendable {
     private var confirmed: LSN
     private var lastReport = Date.distantPast
     private var running = true
-    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
 
     init(replication: ReplicationConnection, flushed: LSN, interval: Double, logger: Logger) {
         self.replication = replication
@@ -318,9 +318,10 @@ final class PositionReporter: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
+            defer { finished.signal() }
             while mutex.withLock({ running }) {
-                Thread.sleep(forTimeInterval: 0.5)
-                let due = mutex.withLock { Date().timeIntervalSince(lastReport) >= interval }
+                Thread.sleep(forTimeInterval: 0.1)
+                let due = mutex.withLock { running && Date().timeIntervalSince(lastReport) >= interval }
                 if due {
                     do { try report() } catch { logger.warning("cannot report the stream's position: \(error)") }
                 }
@@ -328,10 +329,11 @@ final class PositionReporter: @unchecked Sendable {
         }
         thread.name = "temporal-stream-reporter"
         thread.start()
-        self.thread = thread
     }
 
+    /// Stops the thread and waits for it, so that nothing uses the connection after.
     func stopReporting() {
         mutex.withLock { running = false }
+        finished.wait()
     }
 }

@@ -55,7 +55,17 @@ public final class Connection {
         }, Unmanaged.passUnretained(self).toOpaque())
     }
 
+    private var closed = false
+
     deinit {
+        close()
+    }
+
+    /// Closes the connection now (the server ends its backend); idempotent.
+    /// The connection must not be used afterwards.
+    public func close() {
+        guard !closed else { return }
+        closed = true
         PQfinish(handle)
     }
 

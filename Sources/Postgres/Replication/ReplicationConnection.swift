@@ -115,11 +115,13 @@ public final class ReplicationConnection: @unchecked Sendable {
         }
     }
 
-    /// Ends the CopyBoth stream politely (CopyDone), as pg_recvlogical does.
+    /// Ends the CopyBoth stream politely (CopyDone), as pg_recvlogical does,
+    /// and closes the connection, so that the slot is free again at once.
     public func finish() {
         lock.withLock {
             _ = PQputCopyEnd(connection.handle, nil)
             _ = PQflush(connection.handle)
+            connection.close()
         }
     }
 

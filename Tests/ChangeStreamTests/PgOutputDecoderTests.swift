@@ -1,0 +1,251 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+@testable import ChangeStream
+
+/// pgoutput messages decoded from bytes the server really sent, captured with
+/// pg_logical_slot_peek_binary_changes: every field of every kind, and every
+/// truncated or corrupted message an error, never a crash.
+@Suite("pgoutput decoder")
+struct PgOutputDecoderTests {
+    /// A database with a published table of a custom type, a pgoutput slot, and the changes made after it.
+    struct Capture {
+        let database: TestDatabase
+        let db: Connection
+        let slot: String
+
+        init() throws {
+            database = try TestDatabase()
+            db = try database.connect()
+            slot = "s_\(database.name)"
+            try db.execute("""
+                CREATE TYPE mood AS ENUM ('ok', 'sad');
+                CREATE TABLE items (id int PRIMARY KEY, name text, m mood, note text);
+                ALTER TABLE items REPLICA IDENTITY FULL;
+                CREATE PUBLICATION p FOR TABLE items;
+                """)
+            try db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot])
+        }
+
+        /// Every message from the slot, without consuming them: (lsn, bytes).
+        func peek(protocol version: Int = 1, streaming: Bool = false) throws -> [(LSN, [UInt8])] {
+            var options = "'proto_version', '\(version)', 'publication_names', 'p', 'messages', 'true'"
+            if streaming { options += ", 'streaming', 'on'" }
+            return try db.query("""
+                SELECT lsn::text, encode(data, 'hex') FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, \(options))
+                """, [slot]).rows.map { row in
+                (LSN(row[0]!)!, PgOutputDecoderTests.hexBytes(row[1]!))
+            }
+        }
+
+        func drop() {
+            _ = try? db.query("SELECT pg_drop_replication_slot($1)", [slot])
+        }
+    }
+
+    static func hexBytes(_ hex: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            bytes.append(UInt8(hex[index..<next], radix: 16)!)
+            index = next
+        }
+        return bytes
+    }
+
+    @Test("Begin, Relation, Type, Insert, Update, Delete, Truncate, Message, Origin and Commit, field by field")
+    func everyKind() throws {
+        let capture = try Capture()
+        defer { capture.drop() }
+        let db = capture.db
+        try db.execute("INSERT INTO items VALUES (1, 'a', 'ok', NULL)")
+        let txid = try db.query("SELECT xmin::text::bigint FROM items WHERE id = 1").scalar.flatMap(UInt32.init)!
+        try db.execute("UPDATE items SET name = 'b' WHERE id = 1")
+        try db.execute("DELETE FROM items WHERE id = 1")
+        try db.execute("TRUNCATE items")
+        try db.execute("BEGIN; SELECT pg_logical_emit_message(true, 'pfx', 'hello'); INSERT INTO items VALUES (2, NULL, 'sad', 'x'); COMMIT;")
+        try db.execute("SELECT pg_logical_emit_message(false, 'beat', '')")
+        let origin = "o_\(capture.database.name)"
+        try db.query("SELECT pg_replication_origin_create($1)", [origin])
+        try db.query("SELECT pg_replication_origin_session_setup($1)", [origin])
+        try db.execute("BEGIN; SELECT pg_replication_origin_xact_setup('0/ABCDEF', now()); INSERT INTO items VALUES (3, 'c', 'ok', NULL); COMMIT;")
+        try db.execute("SELECT pg_replication_origin_session_reset()")
+        let itemsOID = UInt32(try db.value("SELECT 'items'::regclass::oid::int8")!)!
+        let moodOID = UInt32(try db.value("SELECT 'mood'::regtype::oid::int8")!)!
+
+        let messages = try capture.peek().map { try PgOutputMessage.decode($0.1[...]) }
+        var begins: [Begin] = [], commits: [Commit] = []
+        var sawType = false, sawRelation = false, sawInsert = false, sawUpdate = false, sawDelete = false
+        var sawTruncate = false, sawMessage = false, sawHeartbeat = false, sawOrigin = false
+        for message in messages {
+            switch message {
+            case let .begin(begin): begins.append(begin)
+            case let .commit(commit): commits.append(commit)
+            case let .type(type):
+                #expect(type.oid == moodOID && type.namespace == "public" && type.name == "mood" && type.xid == nil)
+                sawType = true
+            case let .relation(relation):
+                #expect(relation.oid == itemsOID && relation.namespace == "public" && relation.name == "items")
+                #expect(relation.replicaIdentity == UInt8(ascii: "f"))
+                #expect(relation.columns == [
+                    .init(isKey: true, name: "id", typeOID: 23), .init(isKey: true, name: "name", typeOID: 25),
+                    .init(isKey: true, name: "m", typeOID: moodOID), .init(isKey: true, name: "note", typeOID: 25),
+                ])
+                sawRelation = true
+            case let .insert(insert) where !sawInsert:
+                #expect(insert.relationOID == itemsOID)
+                #expect(insert.new.values.map(\.text) == ["1", "a", "ok", nil])
+                #expect(insert.new.values[3] == .null)
+                sawInsert = true
+            case let .update(update):
+                #expect(update.old?.values.map(\.text) == ["1", "a", "ok", nil])
+                #expect(update.oldKey == nil)
+                #expect(update.new.values.map(\.text) == ["1", "b", "ok", nil])
+                sawUpdate = true
+            case let .delete(delete):
+                #expect(delete.old?.values.map(\.text) == ["1", "b", "ok", nil])
+                sawDelete = true
+            case let .truncate(truncate):
+                #expect(truncate.relationOIDs == [itemsOID] && !truncate.cascade && !truncate.restartIdentity)
+                sawTruncate = true
+            case let .message(message) where message.prefix == "pfx":
+                #expect(message.transactional && Array(message.content) == Array("hello".utf8) && message.lsn > .zero)
+                sawMessage = true
+            case let .message(message) where message.prefix == "beat":
+                #expect(!message.transactional && message.content.isEmpty)
+                sawHeartbeat = true
+            case let .origin(origin):
+                #expect(origin.name == "o_\(capture.database.name)" && origin.lsn == LSN("0/ABCDEF"))
+                sawOrigin = true
+            default: break
+            }
+        }
+        #expect(sawType && sawRelation && sawInsert && sawUpdate && sawDelete && sawTruncate && sawMessage && sawHeartbeat && sawOrigin)
+        #expect(begins.count == 6 && commits.count == 6)
+        #expect(begins.first?.xid == txid)
+        for (begin, commit) in zip(begins, commits) {
+            #expect(commit.commitLSN == begin.finalLSN)
+            #expect(commit.endLSN > commit.commitLSN)
+            #expect(commit.commitTime == begin.commitTime)
+            let age = Date().timeIntervalSince1970 * 1000 - Double(PostgresClock.toUnixMilliseconds(begin.commitTime))
+            #expect(age >= 0 && age < 600_000, "commit time is now")
+        }
+        try db.query("SELECT pg_replication_origin_drop($1)", [origin])
+    }
+
+    @Test("protocol 2 streams a large transaction in blocks; aborted subtransactions and transactions are dropped")
+    func streamedTransactions() throws {
+        let capture = try Capture()
+        defer { capture.drop() }
+        let db = capture.db
+        try db.execute("""
+            BEGIN;
+            INSERT INTO items SELECT g, repeat('x', 100), 'ok', NULL FROM generate_series(1, 3000) g;
+            SAVEPOINT s;
+            INSERT INTO items SELECT g, 'rolled back', 'sad', NULL FROM generate_series(3001, 6000) g;
+            ROLLBACK TO SAVEPOINT s;
+            INSERT INTO items SELECT g, 'kept', 'ok', NULL FROM generate_series(6001, 6010) g;
+            COMMIT;
+            BEGIN;
+            INSERT INTO items SELECT g, repeat('y', 100), 'ok', NULL FROM generate_series(7001, 10000) g;
+            ROLLBACK;
+            """)
+        try db.execute("SET logical_decoding_work_mem = '64kB'")
+        let raw = try capture.peek(protocol: 2, streaming: true)
+
+        // Decode with the streaming state the builder keeps: xids inside blocks.
+        var inBlock = false
+        var starts: [StreamStart] = [], commits: [StreamCommit] = [], aborts: [StreamAbort] = []
+        var streamedInserts = 0
+        for (_, bytes) in raw {
+            let message = try PgOutputMessage.decode(bytes[...], streaming: inBlock)
+            switch message {
+            case let .streamStart(start): inBlock = true; starts.append(start)
+            case .streamStop: inBlock = false
+            case let .streamCommit(commit): commits.append(commit)
+            case let .streamAbort(abort): aborts.append(abort)
+            case let .insert(insert): if insert.xid != nil { streamedInserts += 1 }
+            default: break
+            }
+        }
+        #expect(starts.count >= 2, "the transactions were streamed in blocks")
+        #expect(starts.first?.firstSegment == true)
+        #expect(commits.count == 1)
+        #expect(commits[0].endLSN > commits[0].commitLSN)
+        #expect(aborts.contains { $0.xid == commits[0].xid && $0.subtransactionXid != $0.xid }, "the rolled back savepoint")
+        #expect(streamedInserts >= 3000)
+
+        // The builder turns it into exactly the committed rows, in order.
+        let builder = try EventBuilder(slot: "s", types: TypeCatalog(connection: db))
+        var ids: [Int32] = []
+        var committed = 0
+        for (lsn, bytes) in raw {
+            try builder.consume(bytes[...], lsn: lsn) { output in
+                switch output {
+                case let .event(event):
+                    if case let .int32(id)? = event.document["entityId"] { ids.append(id) }
+                    #expect(event.position == ids.count)
+                case .committed: committed += 1
+                default: break
+                }
+            }
+        }
+        #expect(committed == 1)
+        // Not the rolled back savepoint (3001-6000), not the rolled back transaction (7001-10000).
+        #expect(ids == Array(1...3000) + Array(6001...6010))
+    }
+
+    @Test("a truncated, corrupted or unknown message is an error, never a crash")
+    func malformed() throws {
+        let capture = try Capture()
+        defer { capture.drop() }
+        try capture.db.execute("""
+            INSERT INTO items VALUES (1, 'a', 'ok', NULL); UPDATE items SET name = 'b'; DELETE FROM items; TRUNCATE items;
+            SELECT pg_logical_emit_message(false, 'beat', 'x');
+            """)
+        let captured = try capture.peek().map(\.1)
+        #expect(captured.count >= 10)
+        for bytes in captured {
+            for length in 0..<bytes.count {
+                #expect(throws: ProtocolError.self, "\(bytes.count)-byte message cut to \(length)") {
+                    try PgOutputMessage.decode(bytes[0..<length])
+                }
+            }
+            #expect(throws: ProtocolError.self) { try PgOutputMessage.decode((bytes + [0])[...]) }
+        }
+        #expect(throws: ProtocolError.unknownMessage(UInt8(ascii: "Z"))) { try PgOutputMessage.decode([UInt8(ascii: "Z")][...]) }
+        // Random bytes after each known tag: decoded or refused, never a crash.
+        var random = SystemRandomNumberGenerator()
+        for tag in "BCORYIUDTMSEcA".utf8 {
+            for _ in 0..<200 {
+                let bytes = [tag] + (0..<Int.random(in: 0...40, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                _ = try? PgOutputMessage.decode(bytes[...])
+            }
+        }
+    }
+
+    @Test("XLogData, keepalives and standby status updates, from and to bytes")
+    func replicationMessages() throws {
+        var writer = ByteWriter()
+        writer.uint8(UInt8(ascii: "w"))
+        writer.uint64(0x0000_0001_0000_0010)
+        writer.uint64(0x0000_0001_0000_0020)
+        writer.int64(123_456)
+        let xlog = try ReplicationMessage.decode((writer.bytes + [1, 2, 3])[...])
+        #expect(xlog == .xlogData(XLogData(walStart: LSN(0x1_0000_0010), walEnd: LSN(0x1_0000_0020), sendTime: 123_456, data: [1, 2, 3][...])))
+
+        let keepalive = try ReplicationMessage.decode(([UInt8(ascii: "k")] + [0, 0, 0, 2, 0, 0, 0, 5] + [0, 0, 0, 0, 0, 0, 0, 9] + [1])[...])
+        #expect(keepalive == .keepalive(PrimaryKeepalive(walEnd: LSN("2/5")!, sendTime: 9, replyRequested: true)))
+        #expect(throws: ProtocolError.self) { try ReplicationMessage.decode([UInt8(ascii: "k"), 0, 0][...]) }
+        #expect(throws: ProtocolError.unknownMessage(UInt8(ascii: "x"))) { try ReplicationMessage.decode([UInt8(ascii: "x")][...]) }
+
+        let status = StandbyStatusUpdate(written: LSN(1), flushed: LSN(2), applied: LSN(3), clock: 4, replyRequested: true)
+        #expect(status.encoded == [UInt8(ascii: "r")] + [0, 0, 0, 0, 0, 0, 0, 1] + [0, 0, 0, 0, 0, 0, 0, 2]
+                    + [0, 0, 0, 0, 0, 0, 0, 3] + [0, 0, 0, 0, 0, 0, 0, 4] + [1])
+        #expect(LSN("16/B374D848")?.description == "16/B374D848")
+        #expect(LSN("16/B374D848")?.sortable == "00000016B374D848")
+        #expect(LSN("nope") == nil && LSN("1/") == nil)
+    }
+}
