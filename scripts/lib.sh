@@ -41,3 +41,16 @@ wait_for_exit() {
     done
     return 1
 }
+
+# Closes every file descriptor but stdin, stdout and stderr before a server
+# is started, so that the server does not keep the caller's pipes open (a
+# caller waiting for this script's end would otherwise wait for the server's).
+close_inherited_descriptors() {
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then
+            eval "exec $fd>&-" 2>/dev/null || true
+        fi
+    done
+}

@@ -102,9 +102,14 @@ struct StreamRun: ParsableCommand {
             configuration.batchSize = batchSize
             configuration.heartbeatIntervalSeconds = heartbeat
             configuration.endLSN = endLSN.flatMap(LSN.init)
+            // A parent may hand down a mask that blocks these; a service must hear them.
+            var stopSignals = sigset_t()
+            sigemptyset(&stopSignals)
             for signalNumber in [SIGTERM, SIGINT] {
+                sigaddset(&stopSignals, signalNumber)
                 signal(signalNumber) { _ in streamStop.request() }
             }
+            pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
             let showProgress = isatty(STDERR_FILENO) == 1
             let streamer = Streamer(configuration: configuration, sink: sink, stop: streamStop, logger: logger) { progress in
                 guard showProgress else { return }

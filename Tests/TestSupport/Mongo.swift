@@ -84,7 +84,9 @@ public final class OwnMongoServer: @unchecked Sendable {
 
     public func stop() {
         guard let process, process.isRunning else { return }
-        process.interrupt()
+        process.terminate()
+        for _ in 0..<100 where process.isRunning { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         self.process = nil
     }
