@@ -336,6 +336,9 @@ $fn$,
                vt.history_table, column_list, 'T', old_values),
         changed_condition);
 
+    -- Default privileges in a schema cannot take back the EXECUTE every
+    -- function grants PUBLIC, so each generated function revokes it itself.
+    EXECUTE format('REVOKE ALL ON FUNCTION temporal_versioning.%I() FROM PUBLIC', vt.history_table || '_capture');
     EXECUTE format('COMMENT ON FUNCTION temporal_versioning.%I() IS %L',
                    vt.history_table || '_capture',
                    format('pg-temporal: captures every change of %I.%I into temporal_versioning.%I',

@@ -6,7 +6,7 @@ REVOKE ALL ON SCHEMA temporal_versioning FROM PUBLIC;   -- USAGE is granted back
 REVOKE ALL ON ALL TABLES IN SCHEMA temporal_versioning FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA temporal_versioning FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA temporal_versioning FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA temporal_versioning REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+-- (Capture functions, generated later, revoke PUBLIC's EXECUTE themselves.)
 
 -- Any role may label its own transactions.
 GRANT USAGE ON SCHEMA temporal_versioning TO PUBLIC;

@@ -542,6 +542,9 @@ $fn$,
                vt.history_table, column_list, 'T', old_values),
         changed_condition);
 
+    -- Default privileges in a schema cannot take back the EXECUTE every
+    -- function grants PUBLIC, so each generated function revokes it itself.
+    EXECUTE format('REVOKE ALL ON FUNCTION temporal_versioning.%I() FROM PUBLIC', vt.history_table || '_capture');
     EXECUTE format('COMMENT ON FUNCTION temporal_versioning.%I() IS %L',
                    vt.history_table || '_capture',
                    format('pg-temporal: captures every change of %I.%I into temporal_versioning.%I',
@@ -2066,7 +2069,7 @@ REVOKE ALL ON SCHEMA temporal_versioning FROM PUBLIC;   -- USAGE is granted back
 REVOKE ALL ON ALL TABLES IN SCHEMA temporal_versioning FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA temporal_versioning FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA temporal_versioning FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA temporal_versioning REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+-- (Capture functions, generated later, revoke PUBLIC's EXECUTE themselves.)
 
 -- Any role may label its own transactions.
 GRANT USAGE ON SCHEMA temporal_versioning TO PUBLIC;
