@@ -49,7 +49,13 @@ def stream(slot_name, end, *sink):
                 "--end-lsn", end, "--heartbeat", "0.2", *sink])
 
 
+def drop_slots():
+    psql(f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{DB}' AND NOT active",
+         "postgres")
+
+
 def main():
+    drop_slots()   # a database with replication slots cannot be dropped
     psql(f"DROP DATABASE IF EXISTS {DB}", "postgres")
     psql(f"CREATE DATABASE {DB}", "postgres")
     version = psql("SHOW server_version", DB)
@@ -146,6 +152,7 @@ def main():
     p50 = lags[len(lags) // 2] * 1000
     p99 = lags[int(len(lags) * 0.99)] * 1000
 
+    drop_slots()   # slots keep WAL for ever; leave none behind
     rate_file, rate_recv = CHANGES / ours_file, CHANGES / recv
     rate_mongo, rate_direct = CHANGES / ours_mongo, CHANGES / direct
     print_table(

@@ -257,7 +257,7 @@ private struct Session {
                     break
                 } catch let error as SinkError {
                     guard error.retryable else { throw StreamError.sinkRefused(error) }
-                    logger.warning("\(error.message); retrying in \(String(format: "%.1f", backoff)) s, nothing confirmed meanwhile")
+                    logger.warning("\(error.message); retrying in \((backoff * 10).rounded() / 10) s, nothing confirmed meanwhile")
                     let deadline = Date().addingTimeInterval(backoff)
                     while Date() < deadline {
                         if stop.isRequested { throw StreamError.stoppedBeforeWriting(events: pending.count, sink: sink.description) }

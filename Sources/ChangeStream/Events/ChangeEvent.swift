@@ -19,7 +19,16 @@ public struct ChangeEvent: Sendable {
     }
 
     public static func id(slot: String, commitLSN: LSN, position: Int) -> String {
+        id(prefix: idPrefix(slot: slot, commitLSN: commitLSN), position: position)
+    }
+
+    /// `<slot>/<commit LSN>/`, the part all events of a transaction share.
+    static func idPrefix(slot: String, commitLSN: LSN) -> String {
+        "\(slot)/\(commitLSN.sortable)/"
+    }
+
+    static func id(prefix: String, position: Int) -> String {
         let digits = String(position)
-        return "\(slot)/\(commitLSN.sortable)/\(String(repeating: "0", count: max(0, 8 - digits.count)))\(digits)"
+        return prefix + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
     }
 }

@@ -29,6 +29,7 @@ public final class EventBuilder {
         var relation: Relation
         var key: [Int]
         var qualifiedName: String
+        var plans: [ValueDecoder.Plan]
     }
 
     private struct Transaction {
@@ -38,6 +39,19 @@ public final class EventBuilder {
         var position = 0
         var userID: String?
         var changesetID: String?
+        /// What every event of the transaction shares, built once.
+        var idPrefix: String
+        var commitLSNText: String
+        var xidText: String
+
+        init(slot: String, xid: UInt32, commitLSN: LSN, commitMilliseconds: Int64) {
+            self.xid = xid
+            self.commitLSN = commitLSN
+            self.commitMilliseconds = commitMilliseconds
+            idPrefix = ChangeEvent.idPrefix(slot: slot, commitLSN: commitLSN)
+            commitLSNText = commitLSN.description
+            xidText = String(xid)
+        }
     }
 
     private let slot: String
@@ -90,7 +104,7 @@ public final class EventBuilder {
         switch message {
         case let .begin(begin):
             transaction = Transaction(
-                xid: begin.xid, commitLSN: begin.finalLSN,
+                slot: slot, xid: begin.xid, commitLSN: begin.finalLSN,
                 commitMilliseconds: PostgresClock.toUnixMilliseconds(begin.commitTime))
             try emit(.began(commitLSN: begin.finalLSN))
         case let .commit(commit):
@@ -100,7 +114,8 @@ public final class EventBuilder {
         case let .relation(relation):
             types.forgetKey(relation.oid)
             relations[relation.oid] = RelationInfo(
-                relation: relation, key: keyColumns(of: relation), qualifiedName: relation.qualifiedName)
+                relation: relation, key: keyColumns(of: relation), qualifiedName: relation.qualifiedName,
+                plans: relation.columns.map { decoder.plan(for: $0.typeOID) })
         case .type, .origin, .streamStop, .streamStart, .streamCommit, .streamAbort:
             break
         case let .message(logical):
@@ -171,7 +186,7 @@ public final class EventBuilder {
             case .unchangedToast: continue
             case let .binary(bytes): document.append(column.name, .binary(subtype: BinarySubtype.generic, bytes: Array(bytes)))
             case let .text(bytes):
-                let decoded = decoder.decode(String(decoding: bytes, as: UTF8.self), typeOID: column.typeOID)
+                let decoded = decoder.decode(String(decoding: bytes, as: UTF8.self), plan: info.plans[index])
                 document.append(column.name, decoded.value)
                 if let text = decoded.exactText { exact.append((column.name, text)) }
             }
@@ -186,7 +201,7 @@ public final class EventBuilder {
     }
 
     private func event(_ operation: String, _ info: RelationInfo, lsn: LSN, before: Row?, after: Row?, changes: EventDocument?) -> ChangeEvent {
-        let current = transaction ?? Transaction(xid: 0, commitLSN: lsn, commitMilliseconds: 0)
+        let current = transaction ?? Transaction(slot: slot, xid: 0, commitLSN: lsn, commitMilliseconds: 0)
         let position = current.position + 1
         transaction?.position = position
 
@@ -201,7 +216,7 @@ public final class EventBuilder {
         }
         var metadata = EventDocument([
             ("lsn", .string(lsn.description)),
-            ("commitLsn", .string(current.commitLSN.description)),
+            ("commitLsn", .string(current.commitLSNText)),
             ("txId", .int64(Int64(current.xid))),
             ("slot", .string(slot)),
             ("table", .string(info.qualifiedName)),
@@ -210,12 +225,12 @@ public final class EventBuilder {
             + (after?.exact.map { ("after.\($0.0)", EventValue.string($0.1)) } ?? [])
         if !exact.isEmpty { metadata.append("exact", .document(EventDocument(exact))) }
 
-        let id = ChangeEvent.id(slot: slot, commitLSN: current.commitLSN, position: position)
+        let id = ChangeEvent.id(prefix: current.idPrefix, position: position)
         let document = EventDocument([
             ("_id", .string(id)),
             ("entityType", .string(info.qualifiedName)),
             ("entityId", entityID),
-            ("changesetId", .string(current.changesetID ?? String(current.xid))),
+            ("changesetId", .string(current.changesetID ?? current.xidText)),
             ("txId", .int64(Int64(current.xid))),
             ("timestamp", .date(current.commitMilliseconds)),
             ("userId", current.userID.map(EventValue.string) ?? .null),

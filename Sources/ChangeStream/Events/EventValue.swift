@@ -1,7 +1,7 @@
 /// A value in a change event, with the meaning it had in PostgreSQL: what
 /// becomes BSON in MongoDB and Extended JSON in JSON lines. Equality is
 /// "same value as stored": NaN equals NaN, as it does in PostgreSQL.
-public indirect enum EventValue: Equatable, Sendable {
+public enum EventValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case int32(Int32)
@@ -15,8 +15,8 @@ public indirect enum EventValue: Equatable, Sendable {
     case binary(subtype: UInt8, bytes: [UInt8])
     /// json or jsonb text: an object, array or scalar, kept as it was written.
     case json(String)
-    case array([EventValue])
-    case document(EventDocument)
+    indirect case array([EventValue])
+    indirect case document(EventDocument)
 
     public static func == (lhs: EventValue, rhs: EventValue) -> Bool {
         switch (lhs, rhs) {

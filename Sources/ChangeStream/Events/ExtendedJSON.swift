@@ -1,90 +1,152 @@
-import Foundation
-
 /// MongoDB Extended JSON (relaxed) for event documents: what `mongoimport`
 /// and `mongosh` read, and the same types a MongoDB sink stores. Dates are
 /// {"$date": ...}, Decimal128 {"$numberDecimal": ...}, binaries {"$binary": ...}.
+///
+/// Written straight into bytes: this is the hot path of a JSON-lines stream.
 public enum ExtendedJSON {
     public static func encode(_ document: EventDocument) -> String {
-        var output = ""
+        var output: [UInt8] = []
         output.reserveCapacity(512)
-        write(document, to: &output)
-        return output
+        append(document, to: &output)
+        return String(decoding: output, as: UTF8.self)
     }
 
-    static func write(_ document: EventDocument, to output: inout String) {
-        output += "{"
+    public static func append(_ document: EventDocument, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "{"))
         var first = true
         for field in document.fields {
-            if !first { output += ", " }
+            if !first { output.append(contentsOf: separator) }
             first = false
-            writeString(field.key, to: &output)
-            output += ": "
-            write(field.value, to: &output)
+            appendString(field.key, to: &output)
+            output.append(contentsOf: colon)
+            append(field.value, to: &output)
         }
-        output += "}"
+        output.append(UInt8(ascii: "}"))
     }
 
-    static func write(_ value: EventValue, to output: inout String) {
+    private static let separator: [UInt8] = Array(", ".utf8)
+    private static let colon: [UInt8] = Array(": ".utf8)
+
+    static func append(_ value: EventValue, to output: inout [UInt8]) {
         switch value {
-        case .null: output += "null"
-        case let .bool(flag): output += flag ? "true" : "false"
-        case let .int32(number): output += String(number)
-        case let .int64(number): output += String(number)
+        case .null: output.append(contentsOf: "null".utf8)
+        case let .bool(flag): output.append(contentsOf: (flag ? "true" : "false").utf8)
+        case let .int32(number): appendInteger(Int64(number), to: &output)
+        case let .int64(number): appendInteger(number, to: &output)
         case let .double(number):
-            if number.isNaN { output += #"{"$numberDouble": "NaN"}"# }
-            else if number.isInfinite { output += number < 0 ? #"{"$numberDouble": "-Infinity"}"# : #"{"$numberDouble": "Infinity"}"# }
-            else if number == number.rounded() && abs(number) < 1e15 { output += String(format: "%.1f", number) }
-            else { output += "\(number)" }
+            if number.isNaN { output.append(contentsOf: #"{"$numberDouble": "NaN"}"#.utf8) }
+            else if number.isInfinite {
+                output.append(contentsOf: (number < 0 ? #"{"$numberDouble": "-Infinity"}"# : #"{"$numberDouble": "Infinity"}"#).utf8)
+            } else { output.append(contentsOf: "\(number)".utf8) }
         case let .decimal(text):
-            output += #"{"$numberDecimal": "#
-            writeString(text, to: &output)
-            output += "}"
-        case let .string(text): writeString(text, to: &output)
+            output.append(contentsOf: #"{"$numberDecimal": "#.utf8)
+            appendString(text, to: &output)
+            output.append(UInt8(ascii: "}"))
+        case let .string(text): appendString(text, to: &output)
         case let .date(milliseconds):
-            output += #"{"$date": "#
-            if let iso = isoDate(milliseconds) { writeString(iso, to: &output) } else { output += #"{"$numberLong": "\#(milliseconds)"}"# }
-            output += "}"
+            output.append(contentsOf: #"{"$date": "#.utf8)
+            if !appendISODate(milliseconds, to: &output) {
+                output.append(contentsOf: #"{"$numberLong": ""#.utf8)
+                appendInteger(milliseconds, to: &output)
+                output.append(contentsOf: #""}"#.utf8)
+            }
+            output.append(UInt8(ascii: "}"))
         case let .binary(subtype, bytes):
-            output += #"{"$binary": {"base64": ""# + base64(bytes) + #"", "subType": ""#
-            output += String(format: "%02x", subtype) + "\"}}"
-        case let .json(text): output += text
+            output.append(contentsOf: #"{"$binary": {"base64": ""#.utf8)
+            appendBase64(bytes, to: &output)
+            output.append(contentsOf: #"", "subType": ""#.utf8)
+            output.append(hexDigits[Int(subtype >> 4)])
+            output.append(hexDigits[Int(subtype & 15)])
+            output.append(contentsOf: #""}}"#.utf8)
+        case let .json(text): output.append(contentsOf: text.utf8)
         case let .array(items):
-            output += "["
+            output.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
-                if index > 0 { output += ", " }
-                write(item, to: &output)
+                if index > 0 { output.append(contentsOf: separator) }
+                append(item, to: &output)
             }
-            output += "]"
-        case let .document(document): write(document, to: &output)
+            output.append(UInt8(ascii: "]"))
+        case let .document(document): append(document, to: &output)
         }
     }
 
-    static func writeString(_ text: String, to output: inout String) {
-        output += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20:
-                output += String(format: "\\u%04x", scalar.value)
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        output += "\""
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    static func appendString(_ text: String, to output: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { appendString(bytes: $0, to: &output) }
     }
 
-    /// ISO 8601 with milliseconds in UTC, for years 1970 to 9999 (relaxed
-    /// Extended JSON prints other dates as {"$numberLong"}).
-    static func isoDate(_ milliseconds: Int64) -> String? {
-        guard milliseconds >= 0, milliseconds < 253_402_300_800_000 else { return nil }
+    private static func appendString(bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        var plainFrom = 0
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[plainFrom..<index]))
+            switch byte {
+            case UInt8(ascii: "\""): output.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\\"): output.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\n"): output.append(contentsOf: #"\n"#.utf8)
+            case UInt8(ascii: "\r"): output.append(contentsOf: #"\r"#.utf8)
+            case UInt8(ascii: "\t"): output.append(contentsOf: #"\t"#.utf8)
+            default:
+                output.append(contentsOf: #"\u00"#.utf8)
+                output.append(hexDigits[Int(byte >> 4)])
+                output.append(hexDigits[Int(byte & 15)])
+            }
+            plainFrom = index + 1
+        }
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[plainFrom..<bytes.count]))
+        output.append(UInt8(ascii: "\""))
+    }
+
+    static func appendInteger(_ number: Int64, to output: inout [UInt8]) {
+        if number < 0 { output.append(UInt8(ascii: "-")) }
+        var magnitude = number.magnitude
+        var divisor: UInt64 = 1
+        while divisor <= magnitude / 10 { divisor *= 10 }
+        while divisor > 0 {
+            output.append(UInt8(ascii: "0") + UInt8(magnitude / divisor))
+            magnitude %= divisor
+            divisor /= 10
+        }
+    }
+
+    private static func appendDigits(_ value: Int, width: Int, to output: inout [UInt8]) {
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        var value = value
+        while divisor > 0 {
+            output.append(UInt8(ascii: "0") + UInt8(value / divisor))
+            value %= divisor
+            divisor /= 10
+        }
+    }
+
+    /// `"YYYY-MM-DDTHH:MM:SS.mmmZ"` for years 1970 to 9999; false otherwise
+    /// (relaxed Extended JSON prints other dates as {"$numberLong"}).
+    static func appendISODate(_ milliseconds: Int64, to output: inout [UInt8]) -> Bool {
+        guard milliseconds >= 0, milliseconds < 253_402_300_800_000 else { return false }
         let days = Int(milliseconds / 86_400_000)
         let remainder = Int(milliseconds % 86_400_000)
         let (year, month, day) = civil(fromDays: days)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, month, day,
-                      remainder / 3_600_000, remainder / 60000 % 60, remainder / 1000 % 60, remainder % 1000)
+        output.append(UInt8(ascii: "\""))
+        appendDigits(year, width: 4, to: &output)
+        output.append(UInt8(ascii: "-"))
+        appendDigits(month, width: 2, to: &output)
+        output.append(UInt8(ascii: "-"))
+        appendDigits(day, width: 2, to: &output)
+        output.append(UInt8(ascii: "T"))
+        appendDigits(remainder / 3_600_000, width: 2, to: &output)
+        output.append(UInt8(ascii: ":"))
+        appendDigits(remainder / 60000 % 60, width: 2, to: &output)
+        output.append(UInt8(ascii: ":"))
+        appendDigits(remainder / 1000 % 60, width: 2, to: &output)
+        output.append(UInt8(ascii: "."))
+        appendDigits(remainder % 1000, width: 3, to: &output)
+        output.append(contentsOf: #"Z""#.utf8)
+        return true
     }
 
     static func civil(fromDays days: Int) -> (Int, Int, Int) {
@@ -101,13 +163,14 @@ public enum ExtendedJSON {
 
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    static func base64(_ bytes: [UInt8]) -> String {
-        var output = [UInt8]()
-        output.reserveCapacity((bytes.count + 2) / 3 * 4)
+    static func appendBase64(_ bytes: [UInt8], to output: inout [UInt8]) {
         var index = 0
         while index + 2 < bytes.count {
             let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in [18, 12, 6, 0] { output.append(alphabet[Int(chunk >> UInt32(shift) & 63)]) }
+            output.append(alphabet[Int(chunk >> 18 & 63)])
+            output.append(alphabet[Int(chunk >> 12 & 63)])
+            output.append(alphabet[Int(chunk >> 6 & 63)])
+            output.append(alphabet[Int(chunk & 63)])
             index += 3
         }
         let rest = bytes.count - index
@@ -118,6 +181,11 @@ public enum ExtendedJSON {
             output.append(rest == 2 ? alphabet[Int(chunk >> 6 & 63)] : UInt8(ascii: "="))
             output.append(UInt8(ascii: "="))
         }
+    }
+
+    static func base64(_ bytes: [UInt8]) -> String {
+        var output: [UInt8] = []
+        appendBase64(bytes, to: &output)
         return String(decoding: output, as: UTF8.self)
     }
 }

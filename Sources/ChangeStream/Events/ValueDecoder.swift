@@ -92,18 +92,38 @@ public struct ValueDecoder {
 
     public init(types: TypeCatalog) { self.types = types }
 
+    /// How to decode the values of one column: worked out once per column
+    /// (when its table's Relation message arrives), not once per value.
+    public enum Plan: Sendable {
+        case scalar(UInt32)
+        case array(element: UInt32)
+    }
+
+    public func plan(for typeOID: UInt32) -> Plan {
+        var oid = types.resolve(typeOID)
+        if let element = types.element(ofArray: oid) { return .array(element: types.resolve(element)) }
+        types.learn(oid)
+        oid = types.resolve(oid)
+        if let element = types.element(ofArray: oid) { return .array(element: types.resolve(element)) }
+        return .scalar(oid)
+    }
+
     /// The value, and its exact text when the typed value loses precision
     /// (a timestamp's microseconds in a millisecond BSON date).
     public func decode(_ text: String, typeOID: UInt32) -> (value: EventValue, exactText: String?) {
-        let oid = types.resolve(typeOID)
-        if let element = types.element(ofArray: oid) {
+        decode(text, plan: plan(for: typeOID))
+    }
+
+    public func decode(_ text: String, plan: Plan) -> (value: EventValue, exactText: String?) {
+        switch plan {
+        case let .scalar(oid):
+            return scalar(text, oid: oid)
+        case let .array(element):
             guard let elements = ArrayLiteral.parse(text) else { return (.string(text), nil) }
             var lossy = false
             let value = convert(elements, element: element, lossy: &lossy)
             return (value, lossy ? text : nil)
         }
-        types.learn(oid)
-        return scalar(text, oid: oid)
     }
 
     private func convert(_ node: ArrayLiteral.Node, element: UInt32, lossy: inout Bool) -> EventValue {
@@ -146,8 +166,14 @@ public struct ValueDecoder {
     /// Decimal128 holds 34 significant digits; a longer numeric stays exact as text.
     static func decimal(_ text: String) -> EventValue {
         if text == "NaN" || text == "Infinity" || text == "-Infinity" { return .decimal(text) }
-        let digits = text.drop { $0 == "-" || $0 == "0" || $0 == "." }.filter { $0.isNumber }
-        return digits.count <= 34 ? .decimal(text) : .string(text)
+        var significant = 0
+        var leading = true
+        for byte in text.utf8 where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+            if leading && byte == UInt8(ascii: "0") { continue }
+            leading = false
+            significant += 1
+        }
+        return significant <= 34 ? .decimal(text) : .string(text)
     }
 
     /// `\x0a1b...` (bytea_output = hex).

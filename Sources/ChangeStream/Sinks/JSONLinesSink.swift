@@ -39,30 +39,29 @@ public final class JSONLinesSink: EventSink {
     }
 
     public func write(_ events: [ChangeEvent]) throws {
-        var text = ""
-        text.reserveCapacity(events.count * 600)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(events.count * 1024)
         var last = lastWrittenID
         for event in events {
             let id = event.id
             if let written = last, id <= written { continue }
-            text += ExtendedJSON.encode(event.document)
-            text += "\n"
+            ExtendedJSON.append(event.document, to: &bytes)
+            bytes.append(UInt8(ascii: "\n"))
             last = id
         }
-        guard !text.isEmpty else { return }
-        try writeAll(text)
+        guard !bytes.isEmpty else { return }
+        try writeAll(bytes)
         if isFile && fsync(descriptor) != 0 {
             throw SinkError("cannot fsync \(description): \(String(cString: strerror(errno)))")
         }
         lastWrittenID = last
     }
 
-    private func writeAll(_ text: String) throws {
-        var text = text
-        try text.withUTF8 { bytes in
+    private func writeAll(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { buffer in
             var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            while offset < buffer.count {
+                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
                     throw SinkError("cannot write to \(description): \(String(cString: strerror(errno)))")
