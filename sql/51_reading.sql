@@ -160,6 +160,52 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.compare_temporal_data(text, text, timestamptz, timestamptz) IS
     'pg-temporal: the rows added, deleted and modified between two instants, with the changed columns';
 
+-- The columns a row image has, as (name shown, history column): the live
+-- table's columns, or, once the table is dropped, every history column.
+CREATE OR REPLACE FUNCTION temporal_versioning.image_columns(versioned_table_id integer)
+RETURNS TABLE (column_name name, history_column name)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.column_name, c.history_column FROM temporal_versioning.live_columns(versioned_table_id) c
+    UNION ALL
+    (SELECT a.attname, a.attname
+     FROM temporal_versioning.versioned_tables v
+     JOIN pg_attribute a ON a.attrelid = format('temporal_versioning.%I', v.history_table)::regclass
+     JOIN temporal_versioning.versioned_columns c ON c.versioned_table_id = v.id AND c.history_column = a.attname
+     WHERE v.id = image_columns.versioned_table_id AND v.table_oid IS NULL AND NOT a.attisdropped
+     ORDER BY a.attnum);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.image_columns(integer) IS
+    'pg-temporal: the columns of a row image, for a live table or a dropped one';
+
+-- SQL for the live row (alias s) matching `condition` as jsonb, or NULL once the table is dropped.
+CREATE OR REPLACE FUNCTION temporal_versioning.live_row_sql(vt temporal_versioning.versioned_tables, condition text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN vt.table_oid IS NULL THEN 'NULL::jsonb' ELSE
+        format('(SELECT %s FROM ONLY %s s WHERE %s)',
+               temporal_versioning.jsonb_object_sql('s', names, names), vt.table_oid::regclass, condition) END
+    FROM (SELECT array_agg(c.column_name ORDER BY c.attnum) AS names FROM temporal_versioning.live_columns(vt.id) c) l;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.live_row_sql(temporal_versioning.versioned_tables, text) IS
+    'pg-temporal: SQL reading one live row as jsonb';
+
+CREATE OR REPLACE FUNCTION temporal_versioning.operation_name(operation "char")
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE operation WHEN 'I' THEN 'INSERT' WHEN 'U' THEN 'UPDATE' WHEN 'D' THEN 'DELETE' ELSE 'TRUNCATE' END;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.operation_name("char") IS
+    'pg-temporal: INSERT, UPDATE, DELETE or TRUNCATE for a history row''s temporal_operation';
+
 -- Every version of one row, oldest first. A key given as a jsonb object of
 -- its columns ({"id": 12345}, or every column of a composite key); values are
 -- cast to the columns' types, never spliced into SQL. Version 0, operation
@@ -202,18 +248,10 @@ BEGIN
       FROM unnest(vt.key_columns) k
       JOIN pg_attribute a ON a.attrelid = format('temporal_versioning.%I', vt.history_table)::regclass AND a.attname = k;
 
-    IF vt.table_oid IS NULL THEN
-        names := ARRAY(SELECT c.history_column FROM temporal_versioning.versioned_columns c
-                       WHERE c.versioned_table_id = vt.id ORDER BY c.history_column);
-        history_names := names;
-        live_row := 'NULL::jsonb';
-    ELSE
-        SELECT array_agg(c.column_name ORDER BY c.attnum), array_agg(c.history_column ORDER BY c.attnum)
-          INTO names, history_names FROM temporal_versioning.live_columns(vt.id) c;
-        live_row := format('(SELECT %s FROM ONLY %s s WHERE %s)',
-                           temporal_versioning.jsonb_object_sql('s', names, names), vt.table_oid::regclass,
-                           replace(key_condition, 'h.', 's.'));
-    END IF;
+    SELECT array_agg(c.column_name ORDER BY c.n), array_agg(c.history_column ORDER BY c.n)
+      INTO names, history_names
+      FROM temporal_versioning.image_columns(vt.id) WITH ORDINALITY AS c(column_name, history_column, n);
+    live_row := temporal_versioning.live_row_sql(vt, replace(key_condition, 'h.', 's.'));
 
     RETURN QUERY EXECUTE format(
         'WITH changes AS ('
@@ -231,8 +269,7 @@ BEGIN
         '  FROM versions v WHERE v.n = 1 AND v.temporal_operation <> ''I'' '
         '  UNION ALL '
         '  SELECT v.n::integer, v.temporal_id,'
-        '         CASE v.temporal_operation WHEN ''I'' THEN ''INSERT'' WHEN ''U'' THEN ''UPDATE'''
-        '              WHEN ''D'' THEN ''DELETE'' ELSE ''TRUNCATE'' END,'
+        '         temporal_versioning.operation_name(v.temporal_operation),'
         '         v.temporal_tx_id, v.next_tx,'
         '         CASE WHEN v.temporal_operation IN (''D'', ''T'') THEN NULL'
         '              WHEN v.n < v.total THEN v.next_image ELSE (SELECT row_data FROM live) END'
@@ -309,18 +346,10 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    IF vt.table_oid IS NULL THEN
-        names := ARRAY(SELECT c.history_column FROM temporal_versioning.versioned_columns c
-                       WHERE c.versioned_table_id = vt.id ORDER BY c.history_column);
-        history_names := names;
-        after_live := 'NULL::jsonb';
-    ELSE
-        SELECT array_agg(c.column_name ORDER BY c.attnum), array_agg(c.history_column ORDER BY c.attnum)
-          INTO names, history_names FROM temporal_versioning.live_columns(vt.id) c;
-        after_live := format('(SELECT %s FROM ONLY %s s WHERE %s)',
-                             temporal_versioning.jsonb_object_sql('s', names, names), vt.table_oid::regclass,
-                             temporal_versioning.key_join_sql('s', 'h', vt.key_columns));
-    END IF;
+    SELECT array_agg(c.column_name ORDER BY c.n), array_agg(c.history_column ORDER BY c.n)
+      INTO names, history_names
+      FROM temporal_versioning.image_columns(vt.id) WITH ORDINALITY AS c(column_name, history_column, n);
+    after_live := temporal_versioning.live_row_sql(vt, temporal_versioning.key_join_sql('s', 'h', vt.key_columns));
 
     RETURN QUERY EXECUTE format(
         'WITH window_changes AS ('
@@ -335,8 +364,7 @@ BEGIN
         '    AND ($6 IS NULL OR t.changeset_id = $6)'
         '  ORDER BY h.temporal_id LIMIT $4) '
         'SELECT h.temporal_id, h.valid_from,'
-        '       CASE h.temporal_operation WHEN ''I'' THEN ''INSERT'' WHEN ''U'' THEN ''UPDATE'''
-        '            WHEN ''D'' THEN ''DELETE'' ELSE ''TRUNCATE'' END,'
+        '       temporal_versioning.operation_name(h.temporal_operation),'
         '       %2$s, h.temporal_tx_id, h.db_user, h.application_name, h.client_addr, h.user_id, h.changeset_id,'
         '       b.before, a.after,'
         '       CASE WHEN b.before IS NOT NULL AND a.after IS NOT NULL THEN'

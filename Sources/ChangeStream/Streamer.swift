@@ -103,6 +103,14 @@ public final class Streamer {
                         "extra_float_digits = 3", "IntervalStyle = 'postgres'"] {
             try replication.command("SET \(setting)")
         }
+        // Report at least four times per wal_sender_timeout of this walsender
+        // (it may be set per role, per database or in PGOPTIONS), so that a
+        // sink that is down for longer never gets the stream cut off.
+        var interval = configuration.statusIntervalSeconds
+        if let timeout = try? replication.command("SELECT setting::float8 / 1000 FROM pg_settings WHERE name = 'wal_sender_timeout'")
+            .rows.first?.first ?? nil, let seconds = Double(timeout), seconds > 0 {
+            interval = max(0.2, min(interval, seconds / 4))
+        }
         var options = [
             ("proto_version", catalog.serverVersion >= 140000 ? "2" : "1"),
             ("publication_names", try replication.quoteIdentifier(configuration.publication)),
@@ -112,7 +120,7 @@ public final class Streamer {
         try replication.startLogicalReplication(slot: configuration.slot, start: .zero, options: options)
         logger.info("streaming slot \(configuration.slot) from \(start) to \(sink.description)")
 
-        let reporter = PositionReporter(replication: replication, flushed: start, interval: configuration.statusIntervalSeconds, logger: logger)
+        let reporter = PositionReporter(replication: replication, flushed: start, interval: interval, logger: logger)
         reporter.start()
         defer {
             reporter.stopReporting()

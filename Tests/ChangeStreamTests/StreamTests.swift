@@ -25,6 +25,10 @@ final class StreamFixture: @unchecked Sendable {
     }
 
     deinit {
+        // The server lets go of a slot a moment after its stream disconnects.
+        for _ in 0..<100 where (try? db.value("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot])) == "t" {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         _ = try? db.query("SELECT pg_drop_replication_slot($1)", [slot])
         try? FileManager.default.removeItem(at: file)
     }

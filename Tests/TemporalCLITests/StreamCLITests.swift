@@ -25,6 +25,7 @@ struct StreamCLITests {
         }
 
         deinit {
+            try? waitUntilSlotIsFree()
             _ = try? db.query("SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", [slot])
             try? FileManager.default.removeItem(at: file)
         }
@@ -34,11 +35,12 @@ struct StreamCLITests {
         }
 
         /// Starts `temporal stream run ...` as a service would; its output goes to a log file.
-        func start(_ extra: [String]) throws -> Process {
+        func start(_ extra: [String], environment: [String: String] = [:]) throws -> Process {
             let process = Process()
             process.executableURL = TemporalCommand.binary
             process.arguments = ["stream", "run", "--publication", "pub", "--slot", slot, "--heartbeat", "0.5"] + extra
-            process.environment = ProcessInfo.processInfo.environment.merging(["PGDATABASE": database.name]) { $1 }
+            process.environment = ProcessInfo.processInfo.environment
+                .merging(["PGDATABASE": database.name]) { $1 }.merging(environment) { $1 }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(database.name).log")
             FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
@@ -94,6 +96,30 @@ struct StreamCLITests {
             }
             return sql + "COMMIT;"
         }
+    }
+
+    /// A plain HTTP GET on 127.0.0.1, enough to read a metrics page.
+    private static func httpGet(port: Int, path: String) throws -> String {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TestSetupError("cannot connect to 127.0.0.1:\(port)") }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count <= 0 { break }
+            response += buffer[..<count]
+        }
+        return String(decoding: response, as: UTF8.self)
     }
 
     /// The events of a JSON-lines file, or of MongoDB documents, as "operation key" in _id order.
@@ -180,16 +206,22 @@ struct StreamCLITests {
         #expect(try connection.count("SELECT count(*) FROM pg_publication") == 0)
     }
 
-    @Test("SIGTERM finishes the batch, confirms it and exits 0", .timeLimit(.minutes(2)))
+    @Test("SIGTERM finishes the batch, confirms it and exits 0; metrics are served meanwhile", .timeLimit(.minutes(2)))
     func sigterm() throws {
         let setup = try Setup()
-        let process = try setup.start(["--output", setup.file.path])
+        let port = Int.random(in: 29100...29900)
+        let process = try setup.start(["--output", setup.file.path, "--metrics-port", String(port)])
         var workload = Workload()
         for _ in 0..<20 { try setup.db.execute(workload.transaction(statements: 5)) }
         let last = try setup.currentLSN
         for _ in 0..<100 {
             if (try? String(contentsOf: setup.file, encoding: .utf8))?.split(separator: "\n").count == 100 { break }
             Thread.sleep(forTimeInterval: 0.1)
+        }
+        let metrics = try Self.httpGet(port: port, path: "/metrics")
+        #expect(metrics.contains("temporal_stream_events_written_total 100"), "\(metrics)")
+        for name in ["temporal_stream_lag_bytes", "temporal_stream_retained_wal_bytes", "temporal_stream_batch_duration_seconds"] {
+            #expect(metrics.contains(name), "\(name)")
         }
         process.terminate()
         process.waitUntilExit()
@@ -250,7 +282,10 @@ struct StreamCLITests {
     func mongoOutage() throws {
         let setup = try Setup()
         let mongo = try OwnMongoServer()
-        let process = try setup.start(["--mongodb", mongo.uri, "--database", "audit"])
+        // With a 2 s wal_sender_timeout the server drops a stream that stops
+        // reporting; the outage lasts longer, so the stream must keep reporting.
+        let process = try setup.start(["--mongodb", mongo.uri, "--database", "audit"],
+                                      environment: ["PGOPTIONS": "-c wal_sender_timeout=2s"])
         defer { if process.isRunning { process.terminate() } }
         var workload = Workload()
         for _ in 0..<10 { try setup.db.execute(workload.transaction(statements: 5)) }
