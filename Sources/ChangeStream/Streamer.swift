@@ -127,8 +127,12 @@ public final class Streamer {
             replication.finish()
         }
 
-        var session = Session(configuration: configuration, sink: sink, stop: stop, reporter: reporter, logger: logger,
-                              eventsWritten: eventsWritten, batchTimer: batchTimer)
+        let writer = BatchWriter(sink: sink, stop: stop, reporter: reporter, logger: logger,
+                                 maximumBackoff: configuration.maximumBackoffSeconds,
+                                 eventsWritten: eventsWritten, batchTimer: batchTimer)
+        writer.start()
+        defer { writer.close() }
+        var session = Session(configuration: configuration, writer: writer, reporter: reporter)
         var lastHeartbeat = Date()
         var lastProgress = Date()
         var lastSlotCheck = Date.distantPast
@@ -178,42 +182,40 @@ public final class Streamer {
             }
         }
         // Stopping: write what is pending, confirm it, and leave.
-        try session.flush()
+        try session.drain()
         try reporter.report()
         logger.info("stopped at \(reporter.flushed) after \(session.written) events")
         return reporter.flushed
     }
 }
 
-/// The delivery state of one run: the batch, what may be confirmed after it.
+/// The delivery state of one run: the batch being filled, and the position
+/// that may be confirmed once it and everything before it are written.
+///
+/// Batches are written by a `BatchWriter` on a thread of its own, so that
+/// decoding the next batch overlaps with writing this one; at most two
+/// batches exist at a time (one filling, one being written).
 private struct Session {
     let configuration: StreamConfiguration
-    let sink: EventSink
-    let stop: StopRequest
+    let writer: BatchWriter
     let reporter: PositionReporter
-    let logger: Logger
-    let eventsWritten: Counter
-    let batchTimer: Metrics.Timer
 
     var pending: [ChangeEvent] = []
     var batchStarted = Date()
-    /// The end of the last transaction received whole: confirmable once pending is written.
+    /// A position up to which every transaction has been received whole:
+    /// confirmable once pending (and the batch being written) are written.
     var committedEnd: LSN?
     var serverEnd = LSN.zero
-    var written = 0
     var finished = false
 
-    init(configuration: StreamConfiguration, sink: EventSink, stop: StopRequest, reporter: PositionReporter,
-         logger: Logger, eventsWritten: Counter, batchTimer: Metrics.Timer) {
+    init(configuration: StreamConfiguration, writer: BatchWriter, reporter: PositionReporter) {
         self.configuration = configuration
-        self.sink = sink
-        self.stop = stop
+        self.writer = writer
         self.reporter = reporter
-        self.logger = logger
-        self.eventsWritten = eventsWritten
-        self.batchTimer = batchTimer
         pending.reserveCapacity(configuration.batchSize)
     }
+
+    var written: Int { writer.written }
 
     mutating func handle(_ output: EventBuilder.Output, inTransaction: Bool) throws {
         switch output {
@@ -229,8 +231,7 @@ private struct Session {
             if pending.count >= configuration.batchSize { try flush() }
         case let .committed(commitLSN, endLSN):
             guard !finished else { return }
-            committedEnd = endLSN
-            if pending.isEmpty { try confirm(endLSN) }
+            confirmable(endLSN)
             if let end = configuration.endLSN, commitLSN >= end {
                 try flush()
                 finished = true
@@ -240,55 +241,194 @@ private struct Session {
         }
     }
 
-    /// Nothing is in progress up to `lsn`: once pending events are written, it may be confirmed.
+    /// Nothing is in progress up to `lsn`: once what was received before is
+    /// written, it may be confirmed.
     mutating func idle(at lsn: LSN) throws {
-        if pending.isEmpty, lsn > reporter.flushed { try confirm(lsn) }
+        confirmable(lsn)
         if let end = configuration.endLSN, lsn >= end, pending.isEmpty { finished = true }
     }
 
+    private mutating func confirmable(_ lsn: LSN) {
+        if lsn > (committedEnd ?? reporter.flushed) { committedEnd = lsn }
+    }
+
+    /// Hands the batch to the writer when it is full or old enough; confirms
+    /// a position at once when nothing before it is waiting to be written.
     mutating func flushIfDue(force: Bool) throws {
-        guard !pending.isEmpty else { return }
+        try writer.check()
+        if pending.isEmpty {
+            if let end = committedEnd, writer.isIdle {
+                try writer.confirmNow(end)
+                committedEnd = nil
+            }
+            return
+        }
         if force || Date().timeIntervalSince(batchStarted) * 1000 >= Double(configuration.batchDelayMilliseconds) {
             try flush()
         }
     }
 
-    /// Writes the batch (retrying with backoff while the sink fails), then
-    /// confirms the end of the last transaction received whole.
+    /// Hands pending events, and the position to confirm after them, to the
+    /// writer (waiting while it still writes the batch before).
     mutating func flush() throws {
-        if !pending.isEmpty {
+        guard !pending.isEmpty || committedEnd != nil else { return }
+        try writer.submit(pending, confirm: committedEnd)
+        pending = []
+        pending.reserveCapacity(configuration.batchSize)
+        committedEnd = nil
+    }
+
+    /// Hands over what is pending and waits until all of it is written and confirmed.
+    mutating func drain() throws {
+        try flush()
+        try writer.waitUntilIdle()
+    }
+}
+
+/// Writes batches to the sink on its own thread, one at a time and in order,
+/// retrying with backoff while the sink fails; after each batch it confirms
+/// the position handed over with it. Nothing is confirmed before the events
+/// received ahead of it are durably written.
+final class BatchWriter: @unchecked Sendable {
+    private struct Job {
+        var events: [ChangeEvent]
+        var confirm: LSN?
+    }
+
+    private let sink: EventSink
+    private let stop: StopRequest
+    private let reporter: PositionReporter
+    private let logger: Logger
+    private let maximumBackoff: Double
+    private let eventsWritten: Counter
+    private let batchTimer: Metrics.Timer
+
+    private let condition = NSCondition()
+    private var job: Job?
+    private var busy = false          // a job is waiting or being written
+    private var failure: Error?
+    private var running = true
+    private var writtenCount = 0
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(sink: EventSink, stop: StopRequest, reporter: PositionReporter, logger: Logger, maximumBackoff: Double,
+         eventsWritten: Counter, batchTimer: Metrics.Timer) {
+        self.sink = sink
+        self.stop = stop
+        self.reporter = reporter
+        self.logger = logger
+        self.maximumBackoff = maximumBackoff
+        self.eventsWritten = eventsWritten
+        self.batchTimer = batchTimer
+    }
+
+    var written: Int { condition.withLock { writtenCount } }
+
+    var isIdle: Bool { condition.withLock { !busy } }
+
+    /// Throws the writer's failure, if it has failed.
+    func check() throws {
+        if let failure = condition.withLock({ failure }) { throw failure }
+    }
+
+    /// Queues a batch, after waiting for the one before to be written.
+    func submit(_ events: [ChangeEvent], confirm: LSN?) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while busy && failure == nil { condition.wait() }
+        if let failure { throw failure }
+        job = Job(events: events, confirm: confirm)
+        busy = true
+        condition.broadcast()
+    }
+
+    /// Waits until every batch handed over is written and confirmed.
+    func waitUntilIdle() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while busy && failure == nil { condition.wait() }
+        if let failure { throw failure }
+    }
+
+    /// Confirms a position while nothing is being written (called by the
+    /// thread that hands over batches, so nothing can start meanwhile).
+    func confirmNow(_ lsn: LSN) throws {
+        precondition(isIdle)
+        if reporter.advance(to: lsn) { try reporter.report() }
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            defer { finished.signal() }
+            while let next = nextJob() {
+                do {
+                    try write(next)
+                    condition.withLock {
+                        writtenCount += next.events.count
+                        busy = false
+                        condition.broadcast()
+                    }
+                } catch {
+                    condition.withLock {
+                        failure = error
+                        busy = false
+                        condition.broadcast()
+                    }
+                    return
+                }
+            }
+        }
+        thread.name = "temporal-stream-writer"
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it: at once when idle; a batch still
+    /// being written is finished, or abandoned unconfirmed if the sink fails.
+    func close() {
+        condition.withLock {
+            running = false
+            condition.broadcast()
+        }
+        finished.wait()
+    }
+
+    private func nextJob() -> Job? {
+        condition.lock()
+        defer { condition.unlock() }
+        while job == nil && running { condition.wait() }
+        guard let next = job else { return nil }
+        job = nil
+        return next
+    }
+
+    private func write(_ job: Job) throws {
+        if !job.events.isEmpty {
             let started = DispatchTime.now()
             var backoff = 0.1
             while true {
                 do {
-                    try sink.write(pending)
+                    try sink.write(job.events)
                     break
                 } catch let error as SinkError {
                     guard error.retryable else { throw StreamError.sinkRefused(error) }
                     logger.warning("\(error.message); retrying in \((backoff * 10).rounded() / 10) s, nothing confirmed meanwhile")
                     let deadline = Date().addingTimeInterval(backoff)
                     while Date() < deadline {
-                        if stop.isRequested { throw StreamError.stoppedBeforeWriting(events: pending.count, sink: sink.description) }
+                        // Stopped, or closed because the stream failed: the batch stays unconfirmed.
+                        if stop.isRequested || !condition.withLock({ running }) {
+                            throw StreamError.stoppedBeforeWriting(events: job.events.count, sink: sink.description)
+                        }
                         Thread.sleep(forTimeInterval: 0.05)
                     }
-                    backoff = min(backoff * 2, configuration.maximumBackoffSeconds)
+                    backoff = min(backoff * 2, maximumBackoff)
                 }
             }
             batchTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds))
-            eventsWritten.increment(by: pending.count)
-            written += pending.count
-            pending.removeAll(keepingCapacity: true)
+            eventsWritten.increment(by: job.events.count)
         }
-        if let end = committedEnd {
-            try confirm(end)
-            committedEnd = nil
+        if let lsn = job.confirm, reporter.advance(to: lsn) {
+            try reporter.report()
         }
-    }
-
-    private func confirm(_ lsn: LSN) throws {
-        guard lsn > reporter.flushed else { return }
-        reporter.flushed = lsn
-        try reporter.report()
     }
 }
 
@@ -312,9 +452,15 @@ final class PositionReporter: @unchecked Sendable {
         self.logger = logger
     }
 
-    var flushed: LSN {
-        get { mutex.withLock { confirmed } }
-        set { mutex.withLock { confirmed = newValue } }
+    var flushed: LSN { mutex.withLock { confirmed } }
+
+    /// Moves the confirmed position forward (never back); true when it moved.
+    func advance(to lsn: LSN) -> Bool {
+        mutex.withLock {
+            guard lsn > confirmed else { return false }
+            confirmed = lsn
+            return true
+        }
     }
 
     func report() throws {
