@@ -309,6 +309,7 @@ final class BatchWriter: @unchecked Sendable {
     private var failure: Error?
     private var running = true
     private var writtenCount = 0
+    private var spent: [[ChangeEvent]] = []
     private let finished = DispatchSemaphore(value: 0)
 
     init(sink: EventSink, stop: StopRequest, reporter: PositionReporter, logger: Logger, maximumBackoff: Double,
@@ -336,6 +337,7 @@ final class BatchWriter: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while busy && failure == nil { condition.wait() }
+        _ = takeSpent()   // freed here, by the thread that allocated them
         if let failure { throw failure }
         job = Job(events: events, confirm: confirm)
         busy = true
@@ -347,6 +349,7 @@ final class BatchWriter: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while busy && failure == nil { condition.wait() }
+        _ = takeSpent()
         if let failure { throw failure }
     }
 
@@ -360,22 +363,22 @@ final class BatchWriter: @unchecked Sendable {
     func start() {
         let thread = Thread { [self] in
             defer { finished.signal() }
-            while let next = nextJob() {
-                do {
-                    try write(next)
-                    condition.withLock {
-                        writtenCount += next.events.count
-                        busy = false
-                        condition.broadcast()
-                    }
-                } catch {
-                    condition.withLock {
-                        failure = error
-                        busy = false
-                        condition.broadcast()
-                    }
-                    return
-                }
+            while var next = nextJob() {
+                var failed: Error?
+                do { try write(next) } catch { failed = error }
+                let count = next.events.count
+                var events: [ChangeEvent] = []
+                swap(&events, &next.events)
+                condition.lock()
+                // The written events go back to the thread that made them, to
+                // be freed there: freeing them here makes both threads contend
+                // for malloc's arena lock.
+                spent.append(consume events)
+                if let failed { failure = failed } else { writtenCount += count }
+                busy = false
+                condition.broadcast()
+                condition.unlock()
+                if failed != nil { return }
             }
         }
         thread.name = "temporal-stream-writer"
@@ -390,6 +393,12 @@ final class BatchWriter: @unchecked Sendable {
             condition.broadcast()
         }
         finished.wait()
+    }
+
+    /// The batches written since last asked, for the caller to free (with the lock held).
+    private func takeSpent() -> [[ChangeEvent]] {
+        defer { spent = [] }
+        return spent
     }
 
     private func nextJob() -> Job? {
