@@ -71,6 +71,21 @@ BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
     history := format('temporal_versioning.%I', vt.history_table)::regclass;
 
+    -- A source column may not take the name of one of the history's own
+    -- columns: the history could not keep both. This refuses the enable, or
+    -- the ALTER TABLE that adds or renames such a column, before any change.
+    SELECT a.attname INTO kept_in
+      FROM pg_attribute a
+     WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname IN ('temporal_id', 'temporal_tx_id', 'temporal_operation')
+     ORDER BY a.attnum LIMIT 1;
+    IF kept_in IS NOT NULL THEN
+        RAISE EXCEPTION 'column "%" of %.% has a name pg-temporal''s history tables use for themselves',
+                        kept_in, quote_ident(vt.schema_name), quote_ident(vt.table_name)
+            USING ERRCODE = 'duplicate_column',
+                  HINT = 'History tables use temporal_id, temporal_tx_id and temporal_operation; give the column another name.';
+    END IF;
+
     -- Dropped source columns first: their history columns stay, with all their values.
     FOR mapped IN
         SELECT c.* FROM temporal_versioning.versioned_columns c

@@ -72,6 +72,7 @@ public enum SQLState {
     public static let undefinedObject = "42704"
     public static let duplicateObject = "42710"
     public static let duplicateTable = "42P07"
+    public static let duplicateColumn = "42701"
     public static let insufficientPrivilege = "42501"
     public static let invalidTableDefinition = "42P16"
     public static let invalidParameterValue = "22023"

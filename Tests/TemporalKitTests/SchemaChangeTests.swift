@@ -141,6 +141,33 @@ struct SchemaChangeTests {
         #expect(try connection.count("SELECT count(*) FROM temporal_versioning.customers_history") == 1)
     }
 
+    @Test("a column named like a history column is refused at enable, and by ALTER TABLE, changing nothing")
+    func reservedColumnNames() throws {
+        let (_, connection) = try installedDatabase()
+        try connection.execute("CREATE TABLE clash (id int PRIMARY KEY, temporal_id int)")
+        let table = try TableResolver.resolve("clash", on: connection)
+        let refused = #expect(throws: PostgresError.self) { try Versioning(connection: connection).enable(table) }
+        #expect(refused?.sqlState == SQLState.duplicateColumn)
+        #expect(refused?.message.contains(#"column "temporal_id" of public.clash"#) == true)
+        #expect(refused?.hint?.contains("give the column another name") == true)
+        #expect(try connection.value("SELECT to_regclass('temporal_versioning.clash_history')::text") == nil)
+        #expect(try connection.count("SELECT count(*) FROM temporal_versioning.versioned_tables") == 0)
+
+        try connection.execute(customers)
+        try Versioning(connection: connection).enable(try TableResolver.resolve("customers", on: connection))
+        for ddl in ["ALTER TABLE customers ADD COLUMN temporal_tx_id bigint",
+                    "ALTER TABLE customers RENAME COLUMN name TO temporal_operation"] {
+            let error = #expect(throws: PostgresError.self, "\(ddl)") { try connection.execute(ddl) }
+            #expect(error?.sqlState == SQLState.duplicateColumn, "\(ddl)")
+        }
+        #expect(try connection.column("""
+            SELECT attname::text FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attnum > 0 AND NOT attisdropped
+            ORDER BY attnum
+            """).compactMap { $0 }.contains("name"))
+        try connection.execute("UPDATE customers SET name = 'still captured' WHERE id = 1")
+        #expect(try historyLines(connection, columns: ["id", "name"]) == ["U:1,Alice"])
+    }
+
     @Test("disabling a capture trigger warns and is reported by status")
     func disabledTriggerIsReported() throws {
         let (_, connection) = try versionedTable(customers)
