@@ -25,11 +25,19 @@ public final class EventBuilder {
     public static let contextPrefix = "temporal.context"
     public static let heartbeatPrefix = "temporal.heartbeat"
 
-    private struct RelationInfo {
-        var relation: Relation
-        var key: [Int]
-        var qualifiedName: String
-        var plans: [ValueDecoder.Plan]
+    /// A class, so that looking one up for every change copies a reference, not four arrays.
+    private final class RelationInfo {
+        let relation: Relation
+        let key: [Int]
+        let qualifiedName: String
+        let plans: [ValueDecoder.Plan]
+
+        init(relation: Relation, key: [Int], qualifiedName: String, plans: [ValueDecoder.Plan]) {
+            self.relation = relation
+            self.key = key
+            self.qualifiedName = qualifiedName
+            self.plans = plans
+        }
     }
 
     private struct Transaction {
@@ -135,8 +143,13 @@ public final class EventBuilder {
             var changes: EventDocument?
             if let before, update.old != nil {
                 var fields = EventDocument()
-                for field in after.document.fields where before.document[field.key] != field.value {
-                    fields.append(field.key, .document(EventDocument([("from", before.document[field.key] ?? .null), ("to", field.value)])))
+                let old = before.document.fields
+                for (index, field) in after.document.fields.enumerated() {
+                    // Both rows list the table's columns in order; look further only when a column is missing.
+                    let from = index < old.count && old[index].key == field.key ? old[index].value : before.document[field.key]
+                    if from != field.value {
+                        fields.append(field.key, .document(EventDocument(fields: [("from", from ?? .null), ("to", field.value)])))
+                    }
                 }
                 changes = fields
             }
@@ -177,6 +190,7 @@ public final class EventBuilder {
     /// A row as a document; TOAST values the change did not touch come from the old row.
     private func row(_ info: RelationInfo, _ tuple: TupleData, old: TupleData?) -> Row {
         var document = EventDocument()
+        document.reserveCapacity(info.relation.columns.count)
         var exact: [(String, String)] = []
         for (index, column) in info.relation.columns.enumerated() where index < tuple.values.count {
             var value = tuple.values[index]
@@ -214,7 +228,7 @@ public final class EventBuilder {
                 entityID = .document(EventDocument(keyFields.map { ($0, source[$0] ?? .null) }))
             }
         }
-        var metadata = EventDocument([
+        var metadata = EventDocument(fields: [
             ("lsn", .string(lsn.description)),
             ("commitLsn", .string(current.commitLSNText)),
             ("txId", .int64(Int64(current.xid))),
@@ -226,7 +240,7 @@ public final class EventBuilder {
         if !exact.isEmpty { metadata.append("exact", .document(EventDocument(exact))) }
 
         let id = ChangeEvent.id(prefix: current.idPrefix, position: position)
-        let document = EventDocument([
+        let document = EventDocument(fields: [
             ("_id", .string(id)),
             ("entityType", .string(info.qualifiedName)),
             ("entityId", entityID),

@@ -47,6 +47,15 @@ public struct EventDocument: Equatable, Sendable {
         self.fields = fields.map { (key: $0.0, value: $0.1) }
     }
 
+    /// Takes the fields as they are (no copy): for documents built on the hot path.
+    public init(fields: [(key: String, value: EventValue)]) {
+        self.fields = fields
+    }
+
+    public mutating func reserveCapacity(_ count: Int) {
+        fields.reserveCapacity(count)
+    }
+
     public mutating func append(_ key: String, _ value: EventValue) {
         fields.append((key, value))
     }
