@@ -124,8 +124,7 @@ public struct StreamAdmin {
                 SELECT string_agg(format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY t.n)
                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(schema_name, table_name, n)
                 """, [tables.map(\.schema), tables.map(\.name)]).scalar ?? ""
-            let name = try connection.query("SELECT format('%I', $1::text)", [publication]).scalar ?? ""
-            try connection.execute("CREATE PUBLICATION \(name) FOR TABLE \(list)")
+            try connection.execute("CREATE PUBLICATION \(try connection.quoteIdentifier(publication)) FOR TABLE \(list)")
         }
         do {
             let position = try connection.query(
@@ -133,8 +132,9 @@ public struct StreamAdmin {
             return SetupReport(createdPublication: true, slotPosition: position.flatMap(LSN.init) ?? .zero,
                                withoutFullIdentity: lacking, madeFull: madeFull)
         } catch {
-            let name = try connection.query("SELECT format('%I', $1::text)", [publication]).scalar ?? ""
-            try? connection.execute("DROP PUBLICATION IF EXISTS \(name)")
+            if let name = try? connection.quoteIdentifier(publication) {
+                try? connection.execute("DROP PUBLICATION IF EXISTS \(name)")
+            }
             throw error
         }
     }
@@ -163,8 +163,7 @@ public struct StreamAdmin {
         try connection.query("SELECT pg_drop_replication_slot($1)", [slot])
         if let publication {
             try requirePublication(publication)
-            let name = try connection.query("SELECT format('%I', $1::text)", [publication]).scalar ?? ""
-            try connection.execute("DROP PUBLICATION \(name)")
+            try connection.execute("DROP PUBLICATION \(try connection.quoteIdentifier(publication))")
         }
     }
 }

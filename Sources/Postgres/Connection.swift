@@ -92,6 +92,25 @@ public final class Connection {
         try check(PQexec(handle, sql))
     }
 
+    /// `"name"` quoted by libpq (PQescapeIdentifier), for commands that take
+    /// no parameters, such as CREATE PUBLICATION or START_REPLICATION.
+    public func quoteIdentifier(_ identifier: String) throws -> String {
+        try escape(identifier, with: PQescapeIdentifier)
+    }
+
+    /// `'value'` quoted by libpq (PQescapeLiteral).
+    public func quoteLiteral(_ literal: String) throws -> String {
+        try escape(literal, with: PQescapeLiteral)
+    }
+
+    private func escape(_ text: String, with function: (OpaquePointer?, UnsafePointer<CChar>?, Int) -> UnsafeMutablePointer<CChar>?) throws -> String {
+        guard let escaped = function(handle, text, text.utf8.count) else {
+            throw PostgresError(kind: .protocolViolation, message: lastErrorMessage)
+        }
+        defer { PQfreemem(escaped) }
+        return String(cString: escaped)
+    }
+
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     public func transaction<T>(readOnly: Bool = false, _ body: () throws -> T) throws -> T {
         try execute(readOnly ? "BEGIN READ ONLY" : "BEGIN")

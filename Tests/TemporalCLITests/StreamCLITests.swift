@@ -42,7 +42,7 @@ struct StreamCLITests {
             process.environment = ProcessInfo.processInfo.environment
                 .merging(["PGDATABASE": database.name]) { $1 }.merging(environment) { $1 }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(database.name).log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             try handle.seekToEnd()
             process.standardOutput = handle

@@ -28,14 +28,15 @@ public final class EventBuilder {
     /// A class, so that looking one up for every change copies a reference, not four arrays.
     private final class RelationInfo {
         let relation: Relation
-        let key: [Int]
+        /// The names of the columns that identify a row (entityId).
+        let keyNames: [String]
         let qualifiedName: String
         let plans: [ValueDecoder.Plan]
 
-        init(relation: Relation, key: [Int], qualifiedName: String, plans: [ValueDecoder.Plan]) {
+        init(relation: Relation, key: [Int], plans: [ValueDecoder.Plan]) {
             self.relation = relation
-            self.key = key
-            self.qualifiedName = qualifiedName
+            keyNames = key.map { relation.columns[$0].name }
+            qualifiedName = relation.qualifiedName
             self.plans = plans
         }
     }
@@ -122,7 +123,7 @@ public final class EventBuilder {
         case let .relation(relation):
             types.forgetKey(relation.oid)
             relations[relation.oid] = RelationInfo(
-                relation: relation, key: keyColumns(of: relation), qualifiedName: relation.qualifiedName,
+                relation: relation, key: keyColumns(of: relation),
                 plans: relation.columns.map { decoder.plan(for: $0.typeOID) })
         case .type, .origin, .streamStop, .streamStart, .streamCommit, .streamAbort:
             break
@@ -148,7 +149,7 @@ public final class EventBuilder {
                     // Both rows list the table's columns in order; look further only when a column is missing.
                     let from = index < old.count && old[index].key == field.key ? old[index].value : before.document[field.key]
                     if from != field.value {
-                        fields.append(field.key, .document(EventDocument(fields: [("from", from ?? .null), ("to", field.value)])))
+                        fields.append(field.key, .document(EventDocument([("from", from ?? .null), ("to", field.value)])))
                     }
                 }
                 changes = fields
@@ -220,27 +221,26 @@ public final class EventBuilder {
         transaction?.position = position
 
         var entityID: EventValue = .null
-        if let source = (after ?? before)?.document, !info.key.isEmpty {
-            let keyFields = info.key.map { info.relation.columns[$0].name }
-            if keyFields.count == 1 {
-                entityID = source[keyFields[0]] ?? .null
+        if let source = (after ?? before)?.document, !info.keyNames.isEmpty {
+            if info.keyNames.count == 1 {
+                entityID = source[info.keyNames[0]] ?? .null
             } else {
-                entityID = .document(EventDocument(keyFields.map { ($0, source[$0] ?? .null) }))
+                entityID = .document(EventDocument(info.keyNames.map { ($0, source[$0] ?? .null) }))
             }
         }
-        var metadata = EventDocument(fields: [
+        var metadata = EventDocument([
             ("lsn", .string(lsn.description)),
             ("commitLsn", .string(current.commitLSNText)),
             ("txId", .int64(Int64(current.xid))),
             ("slot", .string(slot)),
             ("table", .string(info.qualifiedName)),
         ])
-        let exact = (before?.exact.map { ("before.\($0.0)", EventValue.string($0.1)) } ?? [])
+        let exact: [(key: String, value: EventValue)] = (before?.exact.map { ("before.\($0.0)", EventValue.string($0.1)) } ?? [])
             + (after?.exact.map { ("after.\($0.0)", EventValue.string($0.1)) } ?? [])
         if !exact.isEmpty { metadata.append("exact", .document(EventDocument(exact))) }
 
         let id = ChangeEvent.id(prefix: current.idPrefix, position: position)
-        let document = EventDocument(fields: [
+        let document = EventDocument([
             ("_id", .string(id)),
             ("entityType", .string(info.qualifiedName)),
             ("entityId", entityID),

@@ -43,12 +43,7 @@ public struct EventDocument: Equatable, Sendable {
 
     public init() {}
 
-    public init(_ fields: [(String, EventValue)]) {
-        self.fields = fields.map { (key: $0.0, value: $0.1) }
-    }
-
-    /// Takes the fields as they are (no copy): for documents built on the hot path.
-    public init(fields: [(key: String, value: EventValue)]) {
+    public init(_ fields: [(key: String, value: EventValue)]) {
         self.fields = fields
     }
 

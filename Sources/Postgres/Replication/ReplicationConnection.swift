@@ -29,20 +29,12 @@ public final class ReplicationConnection: @unchecked Sendable {
 
     /// `"name"` quoted by libpq for this connection.
     public func quoteIdentifier(_ identifier: String) throws -> String {
-        try lock.withLock { try escape(identifier, with: PQescapeIdentifier) }
+        try lock.withLock { try connection.quoteIdentifier(identifier) }
     }
 
     /// `'value'` quoted by libpq for this connection.
     public func quoteLiteral(_ literal: String) throws -> String {
-        try lock.withLock { try escape(literal, with: PQescapeLiteral) }
-    }
-
-    private func escape(_ text: String, with function: (OpaquePointer?, UnsafePointer<CChar>?, Int) -> UnsafeMutablePointer<CChar>?) throws -> String {
-        guard let escaped = function(connection.handle, text, text.utf8.count) else {
-            throw PostgresError(kind: .protocolViolation, message: connection.lastErrorMessage)
-        }
-        defer { PQfreemem(escaped) }
-        return String(cString: escaped)
+        try lock.withLock { try connection.quoteLiteral(literal) }
     }
 
     /// Starts streaming changes from a logical slot, from `start` (0/0: where
