@@ -95,7 +95,7 @@ public final class Streamer {
     public func run() throws -> LSN {
         let catalog = try Connection(conninfo: configuration.conninfo, applicationName: "temporal stream")
         let start = try StreamAdmin(connection: catalog).checkReady(slot: configuration.slot, publication: configuration.publication)
-        let builder = try EventBuilder(slot: configuration.slot, types: try TypeCatalog(connection: catalog))
+        let builder = try EventBuilder(slot: configuration.slot, types: try TypeCatalog(connection: catalog), encoding: sink.encoding)
 
         let replication = try ReplicationConnection(conninfo: configuration.conninfo)
         // pgoutput prints values with the walsender's settings; ValueDecoder reads these.

@@ -11,9 +11,33 @@ import Postgres
 public struct ChangeEvent: Sendable {
     public var commitLSN: LSN
     public var position: Int
+    /// The event as a document (empty when it was built as Extended JSON).
     public var document: EventDocument
+    /// The event as one line of relaxed Extended JSON, without its newline:
+    /// built straight from the row's bytes for a JSON-lines sink (see
+    /// `EventBuilder.Encoding`), byte for byte what `ExtendedJSON` makes of `document`.
+    public var extendedJSON: [UInt8]?
+    /// `<slot>/<commit LSN>/`, when the event was built as Extended JSON.
+    let idPrefix: String?
+
+    public init(commitLSN: LSN, position: Int, document: EventDocument) {
+        self.commitLSN = commitLSN
+        self.position = position
+        self.document = document
+        extendedJSON = nil
+        idPrefix = nil
+    }
+
+    init(commitLSN: LSN, position: Int, idPrefix: String, extendedJSON: [UInt8]) {
+        self.commitLSN = commitLSN
+        self.position = position
+        document = EventDocument()
+        self.extendedJSON = extendedJSON
+        self.idPrefix = idPrefix
+    }
 
     public var id: String {
+        if let idPrefix { return Self.id(prefix: idPrefix, position: position) }
         if case let .string(id)? = document["_id"] { return id }
         return ""
     }

@@ -25,23 +25,35 @@ public final class EventBuilder {
     public static let contextPrefix = "temporal.context"
     public static let heartbeatPrefix = "temporal.heartbeat"
 
-    /// A class, so that looking one up for every change copies a reference, not four arrays.
-    private final class RelationInfo {
+    /// A class, so that looking one up for every change copies a reference, not many arrays.
+    final class RelationInfo {
         let relation: Relation
-        /// The names of the columns that identify a row (entityId).
+        /// The columns that identify a row (entityId), and their names.
+        let keyColumns: [Int]
         let keyNames: [String]
         let qualifiedName: String
         let plans: [ValueDecoder.Plan]
+        /// For Extended JSON: `"column": ` of each column, the table's name as a JSON string,
+        /// and the keys of metadata.exact (`"before.column": `, `"after.column": `).
+        let jsonKeys: [[UInt8]]
+        let tableJSON: [UInt8]
+        let exactBeforeKeys: [[UInt8]]
+        let exactAfterKeys: [[UInt8]]
 
         init(relation: Relation, key: [Int], plans: [ValueDecoder.Plan]) {
             self.relation = relation
+            keyColumns = key
             keyNames = key.map { relation.columns[$0].name }
             qualifiedName = relation.qualifiedName
             self.plans = plans
+            jsonKeys = relation.columns.map { JSONBytes.key($0.name) }
+            tableJSON = JSONBytes.string(relation.qualifiedName)
+            exactBeforeKeys = relation.columns.map { JSONBytes.key("before.\($0.name)") }
+            exactAfterKeys = relation.columns.map { JSONBytes.key("after.\($0.name)") }
         }
     }
 
-    private struct Transaction {
+    struct Transaction {
         var xid: UInt32
         var commitLSN: LSN
         var commitMilliseconds: Int64
@@ -52,6 +64,9 @@ public final class EventBuilder {
         var idPrefix: String
         var commitLSNText: String
         var xidText: String
+        /// The parts of an event's Extended JSON the transaction's events share (built by the first).
+        var contextJSON: [UInt8]?
+        var metadataJSON: [UInt8]?
 
         init(slot: String, xid: UInt32, commitLSN: LSN, commitMilliseconds: Int64) {
             self.xid = xid
@@ -63,12 +78,18 @@ public final class EventBuilder {
         }
     }
 
-    private let slot: String
+    let slot: String
+    let slotJSON: [UInt8]
     private let types: TypeCatalog
-    private let decoder: ValueDecoder
+    let decoder: ValueDecoder
+    public let encoding: Encoding
     private var relations: [UInt32: RelationInfo] = [:]
-    private var transaction: Transaction?
+    var transaction: Transaction?
     private let spool: StreamSpool
+    /// Reused by every event built as Extended JSON.
+    var beforeRow = EncodedRow()
+    var afterRow = EncodedRow()
+    let eventBuffer = JSONBuffer()
 
     /// The streamed transaction whose block is being read (protocol 2).
     private var inStreamBlock: UInt32?
@@ -76,9 +97,12 @@ public final class EventBuilder {
     /// Whether a transaction has begun and not yet committed.
     public var inTransaction: Bool { transaction != nil }
 
-    public init(slot: String, types: TypeCatalog, spoolDirectory: URL = FileManager.default.temporaryDirectory) throws {
+    public init(slot: String, types: TypeCatalog, encoding: Encoding = .documents,
+                spoolDirectory: URL = FileManager.default.temporaryDirectory) throws {
         self.slot = slot
+        slotJSON = JSONBytes.string(slot)
         self.types = types
+        self.encoding = encoding
         decoder = ValueDecoder(types: types)
         spool = try StreamSpool(directory: spoolDirectory)
     }
@@ -135,34 +159,67 @@ public final class EventBuilder {
             }
         case let .insert(insert):
             let info = try relation(insert.relationOID)
+            if encoding == .extendedJSON {
+                return try emit(.event(encodedEvent(Self.insertJSON, info, lsn: lsn, before: nil, after: insert.new, old: nil)))
+            }
             let after = row(info, insert.new, old: nil)
             try emit(.event(event("insert", info, lsn: lsn, before: nil, after: after, changes: nil)))
         case let .update(update):
             let info = try relation(update.relationOID)
-            let before = update.old.map { row(info, $0, old: nil) } ?? update.oldKey.map { row(info, $0, old: nil) }
+            if encoding == .extendedJSON {
+                return try emit(.event(encodedEvent(Self.updateJSON, info, lsn: lsn, before: update.old ?? update.oldKey,
+                                                    after: update.new, old: update.old)))
+            }
+            let before = (update.old ?? update.oldKey).map { row(info, $0, old: nil) }
             let after = row(info, update.new, old: update.old)
             var changes: EventDocument?
-            if let before, update.old != nil {
+            if let before, let old = update.old {
                 var fields = EventDocument()
-                let old = before.document.fields
-                for (index, field) in after.document.fields.enumerated() {
-                    // Both rows list the table's columns in order; look further only when a column is missing.
-                    let from = index < old.count && old[index].key == field.key ? old[index].value : before.document[field.key]
-                    if from != field.value {
-                        fields.append(field.key, .document(EventDocument([("from", from ?? .null), ("to", field.value)])))
-                    }
+                forEachChangedColumn(old: old, new: update.new, columns: info.relation.columns.count) { column in
+                    let name = info.relation.columns[column].name
+                    fields.append(name, .document(EventDocument([("from", before.document[name] ?? .null),
+                                                                 ("to", after.document[name] ?? .null)])))
                 }
                 changes = fields
             }
             try emit(.event(event("update", info, lsn: lsn, before: before, after: after, changes: changes)))
         case let .delete(delete):
             let info = try relation(delete.relationOID)
-            let before = delete.old.map { row(info, $0, old: nil) } ?? delete.oldKey.map { row(info, $0, old: nil) }
+            if encoding == .extendedJSON {
+                return try emit(.event(encodedEvent(Self.deleteJSON, info, lsn: lsn, before: delete.old ?? delete.oldKey,
+                                                    after: nil, old: nil)))
+            }
+            let before = (delete.old ?? delete.oldKey).map { row(info, $0, old: nil) }
             try emit(.event(event("delete", info, lsn: lsn, before: before, after: nil, changes: nil)))
         case let .truncate(truncate):
             for oid in truncate.relationOIDs {
-                try emit(.event(event("truncate", try relation(oid), lsn: lsn, before: nil, after: nil, changes: nil)))
+                let info = try relation(oid)
+                if encoding == .extendedJSON {
+                    try emit(.event(encodedEvent(Self.truncateJSON, info, lsn: lsn, before: nil, after: nil, old: nil)))
+                } else {
+                    try emit(.event(event("truncate", info, lsn: lsn, before: nil, after: nil, changes: nil)))
+                }
             }
+        }
+    }
+
+    private static let insertJSON = JSONBytes.string("insert")
+    private static let updateJSON = JSONBytes.string("update")
+    private static let deleteJSON = JSONBytes.string("delete")
+    private static let truncateJSON = JSONBytes.string("truncate")
+
+    /// The columns an update changed, in order: those the new row has (a
+    /// TOAST value it did not touch counts as the old one) whose value differs
+    /// from the old row's, or that the old row lacks. Values are compared as
+    /// the server printed them, so a change of a microsecond or from -0 to 0
+    /// is a change even where the event's types cannot show it.
+    func forEachChangedColumn(old: TupleData, new: TupleData, columns: Int, _ body: (Int) -> Void) {
+        for index in 0..<min(columns, new.values.count) {
+            let oldValue: TupleValue = index < old.values.count ? old.values[index] : .unchangedToast
+            var newValue = new.values[index]
+            if newValue == .unchangedToast { newValue = oldValue }
+            if newValue == .unchangedToast { continue }
+            if oldValue == .unchangedToast || oldValue != newValue { body(index) }
         }
     }
 
@@ -213,6 +270,7 @@ public final class EventBuilder {
         guard let object = try? JSONSerialization.jsonObject(with: Data(content)) as? [String: Any] else { return }
         transaction?.userID = object["user_id"] as? String
         transaction?.changesetID = object["changeset_id"] as? String
+        transaction?.contextJSON = nil
     }
 
     private func event(_ operation: String, _ info: RelationInfo, lsn: LSN, before: Row?, after: Row?, changes: EventDocument?) -> ChangeEvent {

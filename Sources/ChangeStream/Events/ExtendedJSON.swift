@@ -11,58 +11,55 @@ public enum ExtendedJSON {
         return String(decoding: output, as: UTF8.self)
     }
 
-    public static func append(_ document: EventDocument, to output: inout [UInt8]) {
+    public static func append(_ document: EventDocument, to output: inout some ByteOutput) {
         output.append(UInt8(ascii: "{"))
         var first = true
         for field in document.fields {
-            if !first { output.append(contentsOf: separator) }
+            if !first { output.append(static: ", ") }
             first = false
             appendString(field.key, to: &output)
-            output.append(contentsOf: colon)
+            output.append(static: ": ")
             append(field.value, to: &output)
         }
         output.append(UInt8(ascii: "}"))
     }
 
-    private static let separator: [UInt8] = Array(", ".utf8)
-    private static let colon: [UInt8] = Array(": ".utf8)
-
-    static func append(_ value: EventValue, to output: inout [UInt8]) {
+    static func append(_ value: EventValue, to output: inout some ByteOutput) {
         switch value {
-        case .null: output.append(contentsOf: "null".utf8)
-        case let .bool(flag): output.append(contentsOf: (flag ? "true" : "false").utf8)
+        case .null: output.append(static: "null")
+        case let .bool(flag): output.append(static: flag ? "true" : "false")
         case let .int32(number): appendInteger(Int64(number), to: &output)
         case let .int64(number): appendInteger(number, to: &output)
         case let .double(number):
-            if number.isNaN { output.append(contentsOf: #"{"$numberDouble": "NaN"}"#.utf8) }
+            if number.isNaN { output.append(static: #"{"$numberDouble": "NaN"}"#) }
             else if number.isInfinite {
-                output.append(contentsOf: (number < 0 ? #"{"$numberDouble": "-Infinity"}"# : #"{"$numberDouble": "Infinity"}"#).utf8)
-            } else { output.append(contentsOf: "\(number)".utf8) }
+                output.append(static: number < 0 ? #"{"$numberDouble": "-Infinity"}"# : #"{"$numberDouble": "Infinity"}"#)
+            } else { output.append(utf8: "\(number)") }
         case let .decimal(text):
-            output.append(contentsOf: #"{"$numberDecimal": "#.utf8)
+            output.append(static: #"{"$numberDecimal": "#)
             appendString(text, to: &output)
             output.append(UInt8(ascii: "}"))
         case let .string(text): appendString(text, to: &output)
         case let .date(milliseconds):
-            output.append(contentsOf: #"{"$date": "#.utf8)
+            output.append(static: #"{"$date": "#)
             if !appendISODate(milliseconds, to: &output) {
-                output.append(contentsOf: #"{"$numberLong": ""#.utf8)
+                output.append(static: #"{"$numberLong": ""#)
                 appendInteger(milliseconds, to: &output)
-                output.append(contentsOf: #""}"#.utf8)
+                output.append(static: #""}"#)
             }
             output.append(UInt8(ascii: "}"))
         case let .binary(subtype, bytes):
-            output.append(contentsOf: #"{"$binary": {"base64": ""#.utf8)
+            output.append(static: #"{"$binary": {"base64": ""#)
             appendBase64(bytes, to: &output)
-            output.append(contentsOf: #"", "subType": ""#.utf8)
+            output.append(static: #"", "subType": ""#)
             output.append(hexDigits[Int(subtype >> 4)])
             output.append(hexDigits[Int(subtype & 15)])
-            output.append(contentsOf: #""}}"#.utf8)
-        case let .json(text): output.append(contentsOf: text.utf8)
+            output.append(static: #""}}"#)
+        case let .json(text): output.append(utf8: text)
         case let .array(items):
             output.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
-                if index > 0 { output.append(contentsOf: separator) }
+                if index > 0 { output.append(static: ", ") }
                 append(item, to: &output)
             }
             output.append(UInt8(ascii: "]"))
@@ -72,36 +69,41 @@ public enum ExtendedJSON {
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func appendString(_ text: String, to output: inout [UInt8]) {
+    static func appendString(_ text: String, to output: inout some ByteOutput) {
         var text = text
         text.withUTF8 { appendString(bytes: $0, to: &output) }
     }
 
-    private static func appendString(bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+    private static func appendString(bytes: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
         output.append(UInt8(ascii: "\""))
+        appendEscaped(bytes: bytes, to: &output)
+        output.append(UInt8(ascii: "\""))
+    }
+
+    /// The bytes of a string, escaped for JSON, without quotes.
+    static func appendEscaped(bytes: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
         var plainFrom = 0
         for index in 0..<bytes.count {
             let byte = bytes[index]
             guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
             output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[plainFrom..<index]))
             switch byte {
-            case UInt8(ascii: "\""): output.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): output.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): output.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): output.append(contentsOf: #"\r"#.utf8)
-            case UInt8(ascii: "\t"): output.append(contentsOf: #"\t"#.utf8)
+            case UInt8(ascii: "\""): output.append(static: #"\""#)
+            case UInt8(ascii: "\\"): output.append(static: #"\\"#)
+            case UInt8(ascii: "\n"): output.append(static: #"\n"#)
+            case UInt8(ascii: "\r"): output.append(static: #"\r"#)
+            case UInt8(ascii: "\t"): output.append(static: #"\t"#)
             default:
-                output.append(contentsOf: #"\u00"#.utf8)
+                output.append(static: #"\u00"#)
                 output.append(hexDigits[Int(byte >> 4)])
                 output.append(hexDigits[Int(byte & 15)])
             }
             plainFrom = index + 1
         }
         output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[plainFrom..<bytes.count]))
-        output.append(UInt8(ascii: "\""))
     }
 
-    static func appendInteger(_ number: Int64, to output: inout [UInt8]) {
+    static func appendInteger(_ number: Int64, to output: inout some ByteOutput) {
         if number < 0 { output.append(UInt8(ascii: "-")) }
         var magnitude = number.magnitude
         var divisor: UInt64 = 1
@@ -113,7 +115,7 @@ public enum ExtendedJSON {
         }
     }
 
-    private static func appendDigits(_ value: Int, width: Int, to output: inout [UInt8]) {
+    private static func appendDigits(_ value: Int, width: Int, to output: inout some ByteOutput) {
         var divisor = 1
         for _ in 1..<width { divisor *= 10 }
         var value = value
@@ -126,7 +128,7 @@ public enum ExtendedJSON {
 
     /// `"YYYY-MM-DDTHH:MM:SS.mmmZ"` for years 1970 to 9999; false otherwise
     /// (relaxed Extended JSON prints other dates as {"$numberLong"}).
-    static func appendISODate(_ milliseconds: Int64, to output: inout [UInt8]) -> Bool {
+    static func appendISODate(_ milliseconds: Int64, to output: inout some ByteOutput) -> Bool {
         guard milliseconds >= 0, milliseconds < 253_402_300_800_000 else { return false }
         let days = Int(milliseconds / 86_400_000)
         let remainder = Int(milliseconds % 86_400_000)
@@ -145,7 +147,7 @@ public enum ExtendedJSON {
         appendDigits(remainder / 1000 % 60, width: 2, to: &output)
         output.append(UInt8(ascii: "."))
         appendDigits(remainder % 1000, width: 3, to: &output)
-        output.append(contentsOf: #"Z""#.utf8)
+        output.append(static: #"Z""#)
         return true
     }
 
@@ -163,7 +165,7 @@ public enum ExtendedJSON {
 
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    static func appendBase64(_ bytes: [UInt8], to output: inout [UInt8]) {
+    static func appendBase64(_ bytes: [UInt8], to output: inout some ByteOutput) {
         var index = 0
         while index + 2 < bytes.count {
             let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])

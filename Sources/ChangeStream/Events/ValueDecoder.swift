@@ -214,7 +214,11 @@ public struct ValueDecoder {
     /// Unix epoch, and whether that is exact. Years before 1 or after 9999,
     /// BC dates and infinities are not dates here (they stay text).
     static func instant(_ text: String) -> (Int64, Bool)? {
-        let bytes = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { instant(utf8: $0) }
+    }
+
+    static func instant(utf8 bytes: UnsafeBufferPointer<UInt8>) -> (Int64, Bool)? {
         func number(_ range: Range<Int>) -> Int? {
             guard range.upperBound <= bytes.count else { return nil }
             var value = 0

@@ -5,6 +5,13 @@ public protocol EventSink: AnyObject {
     func write(_ events: [ChangeEvent]) throws
     /// Where the events go, without credentials, for logs.
     var description: String { get }
+    /// How the sink wants events built: a JSON-lines sink takes them as
+    /// Extended JSON made straight from the rows' bytes.
+    var encoding: EventBuilder.Encoding { get }
+}
+
+extension EventSink {
+    public var encoding: EventBuilder.Encoding { .documents }
 }
 
 /// A sink failure, in the sink's own words.

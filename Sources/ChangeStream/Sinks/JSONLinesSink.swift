@@ -13,7 +13,9 @@ import Darwin
 public final class JSONLinesSink: EventSink {
     private let descriptor: Int32
     private let isFile: Bool
-    private var lastWrittenID: String?
+    /// The _id of the last line the file held when opened: events up to it
+    /// are there already. Nil once the stream has gone past it.
+    private var skipThrough: String?
     public let description: String
 
     /// Writes to standard output.
@@ -31,33 +33,53 @@ public final class JSONLinesSink: EventSink {
         }
         isFile = true
         description = path
-        lastWrittenID = try recoverTail()
+        skipThrough = try recoverTail()
     }
 
     deinit {
         if isFile { close(descriptor) }
     }
 
+    public var encoding: EventBuilder.Encoding { .extendedJSON }
+
     public func write(_ events: [ChangeEvent]) throws {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(events.count * 1024)
-        var last = lastWrittenID
+        bytes.reserveCapacity(events.reduce(0) { $0 + ($1.extendedJSON?.count ?? 1024) + 1 })
+        var last = skipThrough
         for event in events {
-            let id = event.id
-            if let written = last, id <= written { continue }
-            ExtendedJSON.append(event.document, to: &bytes)
+            // Events come in _id order: once one is past the last line
+            // written, so are all after it, and ids need not be compared.
+            if let written = last {
+                let id = event.id
+                if id <= written { continue }
+                last = nil
+            }
+            if let json = event.extendedJSON { bytes.append(contentsOf: json) }
+            else { ExtendedJSON.append(event.document, to: &bytes) }
             bytes.append(UInt8(ascii: "\n"))
-            last = id
         }
         guard !bytes.isEmpty else { return }
         try writeAll(bytes)
-        if isFile && fsync(descriptor) != 0 {
-            throw SinkError("cannot fsync \(description): \(String(cString: strerror(errno)))")
-        }
-        lastWrittenID = last
+        skipThrough = last
     }
 
+    /// Writes and fsyncs the whole batch, or, on a file, nothing: a write
+    /// or fsync that fails part way (a full disk, say) is cut back off, so
+    /// that the batch can be written again whole.
     private func writeAll(_ bytes: [UInt8]) throws {
+        let start = isFile ? lseek(descriptor, 0, SEEK_END) : -1
+        do {
+            try writeBytes(bytes)
+            if isFile && fsync(descriptor) != 0 {
+                throw SinkError("cannot fsync \(description): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            if start >= 0 { _ = ftruncate(descriptor, start) }
+            throw error
+        }
+    }
+
+    private func writeBytes(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {

@@ -1,0 +1,384 @@
+import Postgres
+
+extension EventBuilder {
+    /// What events are built as.
+    public enum Encoding: Sendable {
+        /// `EventDocument`s, for a sink that converts them (MongoDB's BSON).
+        case documents
+        /// One line of relaxed Extended JSON each, written straight from the
+        /// row's bytes without building a document first: the JSON-lines
+        /// sink's fast path. Byte for byte what `ExtendedJSON` writes for the
+        /// document the same change gives (a test holds the two together).
+        case extendedJSON
+    }
+}
+
+/// The JSON of one row of a change, reused from event to event: each
+/// column's value as Extended JSON, and where it lies.
+struct EncodedRow {
+    var bytes = JSONBuffer()
+    /// The range of each column's value in `bytes`; start -1 when the row lacks the column.
+    var starts: [Int] = []
+    var ends: [Int] = []
+    /// Columns whose JSON loses precision, with their text (for metadata.exact).
+    var lossy: [(column: Int, text: ArraySlice<UInt8>)] = []
+    var present = false
+
+    mutating func reset(columns: Int) {
+        bytes.removeAll()
+        starts.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+        starts.append(contentsOf: repeatElement(-1, count: columns))
+        ends.append(contentsOf: repeatElement(-1, count: columns))
+        lossy.removeAll(keepingCapacity: true)
+        present = true
+    }
+
+    func has(_ column: Int) -> Bool { present && starts[column] >= 0 }
+
+    func appendValue(_ column: Int, to output: JSONBuffer) {
+        guard has(column) else {
+            output.append(static: JSONBytes.null)
+            return
+        }
+        output.append(from: bytes, starts[column]..<ends[column])
+    }
+}
+
+/// Fixed pieces of an event's JSON.
+enum JSONBytes {
+    static let null: StaticString = "null"
+    static let separator: StaticString = ", "
+    static let id: StaticString = #"{"_id": "#
+    static let entityType: StaticString = #", "entityType": "#
+    static let entityID: StaticString = #", "entityId": "#
+    static let changesetID: StaticString = #", "changesetId": "#
+    static let txID: StaticString = #", "txId": "#
+    static let timestamp: StaticString = #", "timestamp": "#
+    static let userID: StaticString = #", "userId": "#
+    static let operation: StaticString = #", "operation": "#
+    static let changes: StaticString = #", "changes": "#
+    static let from: StaticString = #"{"from": "#
+    static let to: StaticString = #", "to": "#
+    static let before: StaticString = #", "before": "#
+    static let after: StaticString = #", "after": "#
+    static let metadata: StaticString = #", "metadata": {"lsn": ""#
+    static let commitLSN: StaticString = #"", "commitLsn": "#
+    static let slot: StaticString = #", "slot": "#
+    static let table: StaticString = #", "table": "#
+    static let exact: StaticString = #", "exact": {"#
+    static let decimal: StaticString = #"{"$numberDecimal": "#
+    static let trueBytes: StaticString = "true"
+    static let falseBytes: StaticString = "false"
+
+    /// Appends a fixed piece (no reference counting, unlike an array's bytes).
+    @inline(__always)
+    static func append(_ piece: StaticString, to output: inout some ByteOutput) {
+        piece.withUTF8Buffer { output.append(contentsOf: $0) }
+    }
+
+    /// `"key": `, escaped.
+    static func key(_ name: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        ExtendedJSON.appendString(name, to: &bytes)
+        bytes.append(contentsOf: ": ".utf8)
+        return bytes
+    }
+
+    static func string(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        ExtendedJSON.appendString(text, to: &bytes)
+        return bytes
+    }
+}
+
+extension EventBuilder {
+    /// One change as a line of Extended JSON: the same fields, in the same
+    /// order and with the same values, as `event(...)` builds as a document.
+    func encodedEvent(_ operation: [UInt8], _ info: RelationInfo, lsn: LSN, before: TupleData?, after: TupleData?,
+                      old: TupleData?) -> ChangeEvent {
+        let current = transaction ?? Transaction(slot: slot, xid: 0, commitLSN: lsn, commitMilliseconds: 0)
+        let position = current.position + 1
+        transaction?.position = position
+        let columns = info.relation.columns.count
+
+        beforeRow.present = false
+        afterRow.present = false
+        if let before { encode(info, before, old: nil, into: &beforeRow, columns: columns) }
+        if let after { encode(info, after, old: old, into: &afterRow, columns: columns) }
+
+        var output = eventBuffer
+        output.removeAll()
+        JSONBytes.append(JSONBytes.id, to: &output)
+        output.append(UInt8(ascii: "\""))
+        var prefix = current.idPrefix
+        prefix.withUTF8 { appendEscaped($0, to: &output) }
+        var digits = 1, limit = 10
+        while position >= limit && digits < 18 { digits += 1; limit *= 10 }
+        for _ in digits..<max(digits, 8) { output.append(UInt8(ascii: "0")) }
+        ExtendedJSON.appendInteger(Int64(position), to: &output)
+        output.append(UInt8(ascii: "\""))
+
+        JSONBytes.append(JSONBytes.entityType, to: &output)
+        output.append(bytes: info.tableJSON)
+        JSONBytes.append(JSONBytes.entityID, to: &output)
+        let source = after != nil ? afterRow : beforeRow
+        if !source.present || info.keyColumns.isEmpty {
+            JSONBytes.append(JSONBytes.null, to: &output)
+        } else if info.keyColumns.count == 1 {
+            source.appendValue(info.keyColumns[0], to: output)
+        } else {
+            output.append(UInt8(ascii: "{"))
+            for (index, column) in info.keyColumns.enumerated() {
+                if index > 0 { JSONBytes.append(JSONBytes.separator, to: &output) }
+                output.append(bytes: info.jsonKeys[column])
+                source.appendValue(column, to: output)
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+        // changesetId, txId, timestamp and userId: the same for every event
+        // of the transaction until its context is set again.
+        if let context = current.contextJSON {
+            output.append(bytes: context)
+        } else {
+            var context: [UInt8] = []
+            JSONBytes.append(JSONBytes.changesetID, to: &context)
+            ExtendedJSON.appendString(current.changesetID ?? current.xidText, to: &context)
+            JSONBytes.append(JSONBytes.txID, to: &context)
+            ExtendedJSON.appendInteger(Int64(current.xid), to: &context)
+            JSONBytes.append(JSONBytes.timestamp, to: &context)
+            ExtendedJSON.append(.date(current.commitMilliseconds), to: &context)
+            JSONBytes.append(JSONBytes.userID, to: &context)
+            if let user = current.userID { ExtendedJSON.appendString(user, to: &context) } else { JSONBytes.append(JSONBytes.null, to: &context) }
+            transaction?.contextJSON = context
+            output.append(bytes: context)
+        }
+        JSONBytes.append(JSONBytes.operation, to: &output)
+        output.append(bytes: operation)
+
+        JSONBytes.append(JSONBytes.changes, to: &output)
+        if let old, let after {
+            output.append(UInt8(ascii: "{"))
+            var first = true
+            forEachChangedColumn(old: old, new: after, columns: columns) { column in
+                if !first { JSONBytes.append(JSONBytes.separator, to: &output) }
+                first = false
+                output.append(bytes: info.jsonKeys[column])
+                JSONBytes.append(JSONBytes.from, to: &output)
+                beforeRow.appendValue(column, to: output)
+                JSONBytes.append(JSONBytes.to, to: &output)
+                afterRow.appendValue(column, to: output)
+                output.append(UInt8(ascii: "}"))
+            }
+            output.append(UInt8(ascii: "}"))
+        } else {
+            JSONBytes.append(JSONBytes.null, to: &output)
+        }
+        JSONBytes.append(JSONBytes.before, to: &output)
+        appendRow(beforeRow, info, to: &output)
+        JSONBytes.append(JSONBytes.after, to: &output)
+        appendRow(afterRow, info, to: &output)
+
+        JSONBytes.append(JSONBytes.metadata, to: &output)
+        appendLSN(lsn, to: &output)
+        if let metadata = current.metadataJSON {
+            output.append(bytes: metadata)
+        } else {
+            var metadata: [UInt8] = []
+            JSONBytes.append(JSONBytes.commitLSN, to: &metadata)
+            metadata.append(UInt8(ascii: "\""))
+            appendLSN(current.commitLSN, to: &metadata)
+            metadata.append(UInt8(ascii: "\""))
+            JSONBytes.append(JSONBytes.txID, to: &metadata)
+            ExtendedJSON.appendInteger(Int64(current.xid), to: &metadata)
+            JSONBytes.append(JSONBytes.slot, to: &metadata)
+            metadata.append(bytes: slotJSON)
+            transaction?.metadataJSON = metadata
+            output.append(bytes: metadata)
+        }
+        JSONBytes.append(JSONBytes.table, to: &output)
+        output.append(bytes: info.tableJSON)
+        if (beforeRow.present && !beforeRow.lossy.isEmpty) || (afterRow.present && !afterRow.lossy.isEmpty) {
+            JSONBytes.append(JSONBytes.exact, to: &output)
+            var first = true
+            if beforeRow.present { appendExact(beforeRow, keys: info.exactBeforeKeys, first: &first, to: &output) }
+            if afterRow.present { appendExact(afterRow, keys: info.exactAfterKeys, first: &first, to: &output) }
+            output.append(UInt8(ascii: "}"))
+        }
+        JSONBytes.append("}}", to: &output)
+        return ChangeEvent(commitLSN: current.commitLSN, position: position, idPrefix: current.idPrefix,
+                           extendedJSON: Array(output.bytes))
+    }
+
+    /// `"before.column": "exact text"` of each column whose JSON loses precision.
+    private func appendExact(_ row: EncodedRow, keys: [[UInt8]], first: inout Bool, to output: inout JSONBuffer) {
+        for (column, text) in row.lossy {
+            if !first { JSONBytes.append(JSONBytes.separator, to: &output) }
+            first = false
+            output.append(bytes: keys[column])
+            appendText(text, to: &output)
+        }
+    }
+
+    /// `{"column": value, ...}` of the columns the row has, or null without a row.
+    private func appendRow(_ row: EncodedRow, _ info: RelationInfo, to output: inout JSONBuffer) {
+        guard row.present else {
+            JSONBytes.append(JSONBytes.null, to: &output)
+            return
+        }
+        output.append(UInt8(ascii: "{"))
+        var first = true
+        for column in 0..<row.starts.count where row.starts[column] >= 0 {
+            if !first { JSONBytes.append(JSONBytes.separator, to: &output) }
+            first = false
+            output.append(bytes: info.jsonKeys[column])
+            row.appendValue(column, to: output)
+        }
+        output.append(UInt8(ascii: "}"))
+    }
+
+    /// Each column's value as JSON; TOAST values the change did not touch come from the old row.
+    private func encode(_ info: RelationInfo, _ tuple: TupleData, old: TupleData?, into row: inout EncodedRow, columns: Int) {
+        row.reset(columns: columns)
+        for index in 0..<min(columns, tuple.values.count) {
+            var value = tuple.values[index]
+            if value == .unchangedToast, let old, index < old.values.count { value = old.values[index] }
+            let start = row.bytes.count
+            switch value {
+            case .unchangedToast: continue
+            case .null: JSONBytes.append(JSONBytes.null, to: &row.bytes)
+            case let .binary(bytes):
+                ExtendedJSON.append(.binary(subtype: BinarySubtype.generic, bytes: Array(bytes)), to: &row.bytes)
+            case let .text(bytes):
+                if appendJSON(bytes, plan: info.plans[index], to: &row.bytes) { row.lossy.append((index, bytes)) }
+            }
+            row.starts[index] = start
+            row.ends[index] = row.bytes.count
+        }
+    }
+
+    /// Appends one value as Extended JSON; true when the JSON loses precision
+    /// (its text then goes into metadata.exact). Common types are written
+    /// from their bytes; the rest, and anything unusual, go through ValueDecoder.
+    private func appendJSON(_ bytes: ArraySlice<UInt8>, plan: ValueDecoder.Plan, to output: inout JSONBuffer) -> Bool {
+        if case let .scalar(oid) = plan {
+            let fast: Bool? = bytes.withUnsafeBufferPointer { text in
+                switch oid {
+                case TypeOID.bool:
+                    JSONBytes.append(text.count == 1 && text[0] == UInt8(ascii: "t") ? JSONBytes.trueBytes : JSONBytes.falseBytes,
+                                     to: &output)
+                    return false
+                case TypeOID.int2, TypeOID.int4:
+                    guard let number = Self.integer(text), number >= Int64(Int32.min), number <= Int64(Int32.max) else { return nil }
+                    ExtendedJSON.appendInteger(number, to: &output)
+                    return false
+                case TypeOID.int8, TypeOID.oid:
+                    guard let number = Self.integer(text) else { return nil }
+                    ExtendedJSON.appendInteger(number, to: &output)
+                    return false
+                case TypeOID.numeric:
+                    guard Self.isASCII(text) else { return nil }
+                    if Self.fitsDecimal128(text) {
+                        JSONBytes.append(JSONBytes.decimal, to: &output)
+                        appendQuoted(text, to: &output)
+                        output.append(UInt8(ascii: "}"))
+                    } else {
+                        appendQuoted(text, to: &output)
+                    }
+                    return false
+                case TypeOID.timestamptz, TypeOID.timestamp, TypeOID.date:
+                    guard let (milliseconds, exact) = ValueDecoder.instant(utf8: text) else { return nil }
+                    ExtendedJSON.append(.date(milliseconds), to: &output)
+                    return !exact
+                case TypeOID.json, TypeOID.jsonb:
+                    guard Self.isASCII(text) else { return nil }
+                    output.append(contentsOf: text)
+                    return false
+                case TypeOID.float4, TypeOID.float8, TypeOID.bytea, TypeOID.uuid:
+                    return nil
+                default:
+                    guard Self.isASCII(text) else { return nil }
+                    appendQuoted(text, to: &output)
+                    return false
+                }
+            }
+            if let fast { return fast }
+        }
+        let decoded = decoder.decode(String(decoding: bytes, as: UTF8.self), plan: plan)
+        ExtendedJSON.append(decoded.value, to: &output)
+        return decoded.exactText != nil
+    }
+
+    /// The text of a value as a JSON string (what the document's exact text gives).
+    private func appendText(_ bytes: ArraySlice<UInt8>, to output: inout some ByteOutput) {
+        bytes.withUnsafeBufferPointer { text in
+            if Self.isASCII(text) { appendQuoted(text, to: &output) }
+            else { ExtendedJSON.appendString(String(decoding: text, as: UTF8.self), to: &output) }
+        }
+    }
+
+    private func appendQuoted(_ text: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
+        output.append(UInt8(ascii: "\""))
+        appendEscaped(text, to: &output)
+        output.append(UInt8(ascii: "\""))
+    }
+
+    private func appendEscaped(_ text: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
+        ExtendedJSON.appendEscaped(bytes: text, to: &output)
+    }
+
+    /// `X/Y` in uppercase hexadecimal, as LSN.description prints it.
+    private func appendLSN(_ lsn: LSN, to output: inout some ByteOutput) {
+        appendHex(lsn.value >> 32, to: &output)
+        output.append(UInt8(ascii: "/"))
+        appendHex(lsn.value & 0xFFFF_FFFF, to: &output)
+    }
+
+    private func appendHex(_ value: UInt64, to output: inout some ByteOutput) {
+        var shift = 60
+        while shift > 0 && (value >> UInt64(shift)) == 0 { shift -= 4 }
+        while shift >= 0 {
+            let nibble = UInt8((value >> UInt64(shift)) & 15)
+            output.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10)
+            shift -= 4
+        }
+    }
+
+    static func isASCII(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        for byte in text where byte >= 0x80 { return false }
+        return true
+    }
+
+    /// A decimal integer as Swift's Int64(String) reads it, for the digits PostgreSQL prints; nil otherwise.
+    static func integer(_ text: UnsafeBufferPointer<UInt8>) -> Int64? {
+        var index = 0
+        let negative = !text.isEmpty && text[0] == UInt8(ascii: "-")
+        if negative { index = 1 }
+        guard index < text.count, text.count - index <= 19 else { return nil }
+        var magnitude: UInt64 = 0
+        while index < text.count {
+            let digit = text[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            magnitude = magnitude * 10 + UInt64(digit)
+            index += 1
+        }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+            return Int64(bitPattern: 0 &- magnitude)
+        }
+        guard magnitude <= UInt64(Int64.max) else { return nil }
+        return Int64(magnitude)
+    }
+
+    /// What ValueDecoder.decimal decides: NaN, infinities and up to 34 significant digits are Decimal128.
+    static func fitsDecimal128(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        var significant = 0
+        var leading = true
+        for byte in text where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+            if leading && byte == UInt8(ascii: "0") { continue }
+            leading = false
+            significant += 1
+        }
+        return significant <= 34
+    }
+}
