@@ -245,7 +245,12 @@ private struct Session {
     /// written, it may be confirmed.
     mutating func idle(at lsn: LSN) throws {
         confirmable(lsn)
-        if let end = configuration.endLSN, lsn >= end, pending.isEmpty { finished = true }
+        // Everything up to the end has been received: write what is pending
+        // and stop (the server may send no further keepalive to wait for).
+        if let end = configuration.endLSN, lsn >= end, !finished {
+            try flush()
+            finished = true
+        }
     }
 
     private mutating func confirmable(_ lsn: LSN) {

@@ -197,6 +197,79 @@ struct PgOutputDecoderTests {
         #expect(ids == Array(1...3000) + Array(6001...6010))
     }
 
+    @Test("events built as Extended JSON straight from the bytes equal the documents' Extended JSON, byte for byte")
+    func extendedJSONFastPath() throws {
+        let database = try TestDatabase()
+        let db = try database.connect()
+        let slot = "j_\(database.name)"
+        try db.execute("""
+            CREATE TABLE wide (id int8 PRIMARY KEY, i2 int2, i4 int4, n numeric, f float8, t text, b bool, ts timestamptz,
+                               d date, j jsonb, raw bytea, u uuid, a int4[], big text, "we""ird" varchar);
+            ALTER TABLE wide REPLICA IDENTITY FULL;
+            ALTER TABLE wide ALTER COLUMN big SET STORAGE EXTERNAL;
+            CREATE TABLE keyed (a int, b text, v text, PRIMARY KEY (a, b));
+            CREATE PUBLICATION pj FOR TABLE wide, keyed;
+            """)
+        try db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot])
+        defer { _ = try? db.query("SELECT pg_drop_replication_slot($1)", [slot]) }
+        try db.execute("""
+            INSERT INTO wide VALUES
+              (1, -32768, 2147483647, 12.50, 1.5, e'quote " backslash \\\\ newline \\n tab \\t \\x01 é ✓', true,
+               '2026-01-15 10:30:00.123456+00', '2026-01-15', '{"k": [1, "é"]}', '\\xdeadbeef',
+               'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{1,2},{3,NULL}}', repeat('x', 5000), 'w'),
+              (2, NULL, NULL, 'NaN', 'NaN', '', false, 'infinity', NULL, 'null', NULL, NULL, NULL, NULL, NULL),
+              (-9223372036854775808, 0, -1, 1234567890123456789012345678901234.5, '-Infinity', 'ascii', NULL,
+               '1960-03-01 00:00:00.5-08', '0044-03-15 BC', '[]', '\\x', NULL, '{}', 'small', NULL);
+            UPDATE wide SET ts = ts + interval '1 microsecond', f = f WHERE id = 1;
+            UPDATE wide SET n = n + 1, t = 'changed', f = f WHERE id IN (2, -9223372036854775808);
+            BEGIN;
+            SELECT pg_logical_emit_message(true, 'temporal.context', '{"user_id": "u\\"1", "changeset_id": "cs-é"}');
+            UPDATE wide SET i4 = i4 - 1 WHERE id = 1;
+            DELETE FROM wide WHERE id = 2;
+            COMMIT;
+            INSERT INTO keyed VALUES (1, 'x', 'v'), (2, 'y', NULL);
+            UPDATE keyed SET v = 'w' WHERE a = 1;
+            UPDATE keyed SET b = 'z' WHERE a = 2;
+            DELETE FROM keyed WHERE a = 1;
+            TRUNCATE wide, keyed;
+            """)
+        for setting in ["TimeZone = 'UTC'", "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'", "extra_float_digits = 3"] {
+            try db.execute("SET \(setting)")
+        }
+        let raw = try db.query("""
+            SELECT lsn::text, encode(data, 'hex') FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL,
+              'proto_version', '1', 'publication_names', 'pj', 'messages', 'true')
+            """, [slot]).rows.map { (LSN($0[0]!)!, PgOutputDecoderTests.hexBytes($0[1]!)) }
+
+        func events(_ encoding: EventBuilder.Encoding) throws -> [ChangeEvent] {
+            let builder = try EventBuilder(slot: "s", types: TypeCatalog(connection: db), encoding: encoding)
+            var events: [ChangeEvent] = []
+            for (lsn, bytes) in raw {
+                try builder.consume(bytes[...], lsn: lsn) { if case let .event(event) = $0 { events.append(event) } }
+            }
+            return events
+        }
+        let documents = try events(.documents)
+        let encoded = try events(.extendedJSON)
+        #expect(documents.count == 15 && encoded.count == documents.count)
+        for (document, fast) in zip(documents, encoded) {
+            let expected = ExtendedJSON.encode(document.document)
+            let json = String(decoding: try #require(fast.extendedJSON), as: UTF8.self)
+            #expect(json == expected)
+            #expect(fast.id == document.id && fast.commitLSN == document.commitLSN && fast.position == document.position)
+            #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) is [String: Any], "\(json)")
+        }
+        // Changed fields are compared as the server printed them: a microsecond
+        // is a change (a millisecond date alone would hide it); NaN kept is not.
+        func changes(_ index: Int) throws -> Set<String> {
+            let object = try JSONSerialization.jsonObject(with: Data(encoded[index].extendedJSON!)) as? [String: Any]
+            return Set((object?["changes"] as? [String: Any] ?? [:]).keys)
+        }
+        #expect(try changes(3) == ["ts"])
+        #expect(try changes(4) == ["t"])
+        #expect(try changes(5) == ["n", "t"])
+    }
+
     @Test("a truncated, corrupted or unknown message is an error, never a crash")
     func malformed() throws {
         let capture = try Capture()

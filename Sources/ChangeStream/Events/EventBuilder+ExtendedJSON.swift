@@ -15,7 +15,7 @@ extension EventBuilder {
 
 /// The JSON of one row of a change, reused from event to event: each
 /// column's value as Extended JSON, and where it lies.
-struct EncodedRow {
+final class EncodedRow {
     var bytes = JSONBuffer()
     /// The range of each column's value in `bytes`; start -1 when the row lacks the column.
     var starts: [Int] = []
@@ -24,7 +24,7 @@ struct EncodedRow {
     var lossy: [(column: Int, text: ArraySlice<UInt8>)] = []
     var present = false
 
-    mutating func reset(columns: Int) {
+    func reset(columns: Int) {
         bytes.removeAll()
         starts.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
@@ -104,8 +104,8 @@ extension EventBuilder {
 
         beforeRow.present = false
         afterRow.present = false
-        if let before { encode(info, before, old: nil, into: &beforeRow, columns: columns) }
-        if let after { encode(info, after, old: old, into: &afterRow, columns: columns) }
+        if let before { encode(info, before, old: nil, into: beforeRow, columns: columns) }
+        if let after { encode(info, after, old: old, into: afterRow, columns: columns) }
 
         var output = eventBuffer
         output.removeAll()
@@ -238,7 +238,7 @@ extension EventBuilder {
     }
 
     /// Each column's value as JSON; TOAST values the change did not touch come from the old row.
-    private func encode(_ info: RelationInfo, _ tuple: TupleData, old: TupleData?, into row: inout EncodedRow, columns: Int) {
+    private func encode(_ info: RelationInfo, _ tuple: TupleData, old: TupleData?, into row: EncodedRow, columns: Int) {
         row.reset(columns: columns)
         for index in 0..<min(columns, tuple.values.count) {
             var value = tuple.values[index]

@@ -53,7 +53,8 @@ public final class EventBuilder {
         }
     }
 
-    struct Transaction {
+    /// A class, so that every event reads it without copying its strings.
+    final class Transaction {
         var xid: UInt32
         var commitLSN: LSN
         var commitMilliseconds: Int64
@@ -87,8 +88,8 @@ public final class EventBuilder {
     var transaction: Transaction?
     private let spool: StreamSpool
     /// Reused by every event built as Extended JSON.
-    var beforeRow = EncodedRow()
-    var afterRow = EncodedRow()
+    let beforeRow = EncodedRow()
+    let afterRow = EncodedRow()
     let eventBuffer = JSONBuffer()
 
     /// The streamed transaction whose block is being read (protocol 2).
