@@ -24,37 +24,52 @@ extension Array: ByteOutput where Element == UInt8 {}
 
 /// A growable run of bytes, reused from event to event, without an array's
 /// uniqueness and capacity checks on every append: the hot path of building
-/// events as Extended JSON.
+/// events as Extended JSON. Its state sits behind a pointer held by a `let`,
+/// so that reading and moving it costs no run-time exclusivity check (a
+/// class's `var` would cost one on every append).
 final class JSONBuffer: ByteOutput {
-    private(set) var base: UnsafeMutablePointer<UInt8>
-    private(set) var count = 0
-    private var capacity: Int
-
-    init(capacity: Int = 4096) {
-        self.capacity = capacity
-        base = .allocate(capacity: capacity)
+    private struct State {
+        var base: UnsafeMutablePointer<UInt8>
+        var count: Int
+        var capacity: Int
     }
 
-    deinit { base.deallocate() }
+    private let state: UnsafeMutablePointer<State>
+
+    init(capacity: Int = 4096) {
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(base: .allocate(capacity: capacity), count: 0, capacity: capacity))
+    }
+
+    deinit {
+        state.pointee.base.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
+    }
+
+    var count: Int { state.pointee.count }
+
+    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: state.pointee.base, count: state.pointee.count) }
 
     @inline(__always)
     func append(_ byte: UInt8) {
-        if count == capacity { grow(to: count + 1) }
-        base[count] = byte
-        count += 1
+        if state.pointee.count == state.pointee.capacity { grow(to: state.pointee.count + 1) }
+        state.pointee.base[state.pointee.count] = byte
+        state.pointee.count += 1
     }
 
     @inline(__always)
     func append(contentsOf bytes: UnsafeBufferPointer<UInt8>) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
-        if count + bytes.count > capacity { grow(to: count + bytes.count) }
-        (base + count).update(from: source, count: bytes.count)
-        count += bytes.count
+        let count = state.pointee.count
+        if count + bytes.count > state.pointee.capacity { grow(to: count + bytes.count) }
+        (state.pointee.base + count).update(from: source, count: bytes.count)
+        state.pointee.count = count + bytes.count
     }
 
     /// Appends bytes of another buffer (`range` must lie within it).
     func append(from other: JSONBuffer, _ range: Range<Int>) {
-        append(contentsOf: UnsafeBufferPointer(start: other.base + range.lowerBound, count: range.count))
+        append(contentsOf: UnsafeBufferPointer(start: other.state.pointee.base + range.lowerBound, count: range.count))
     }
 
     @inline(__always)
@@ -66,16 +81,14 @@ final class JSONBuffer: ByteOutput {
         bytes.withUnsafeBufferPointer { append(contentsOf: $0) }
     }
 
-    func removeAll() { count = 0 }
-
-    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
+    func removeAll() { state.pointee.count = 0 }
 
     private func grow(to needed: Int) {
-        let newCapacity = max(capacity * 2, needed)
-        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
-        newBase.update(from: base, count: count)
-        base.deallocate()
-        base = newBase
-        capacity = newCapacity
+        let capacity = max(state.pointee.capacity * 2, needed)
+        let base = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        base.update(from: state.pointee.base, count: state.pointee.count)
+        state.pointee.base.deallocate()
+        state.pointee.base = base
+        state.pointee.capacity = capacity
     }
 }

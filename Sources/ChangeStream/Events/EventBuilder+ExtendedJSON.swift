@@ -14,34 +14,80 @@ extension EventBuilder {
 }
 
 /// The JSON of one row of a change, reused from event to event: each
-/// column's value as Extended JSON, and where it lies.
+/// column's value as Extended JSON, and where it lies. State behind a
+/// pointer, like JSONBuffer's, so that the hot path pays no exclusivity checks.
 final class EncodedRow {
-    var bytes = JSONBuffer()
-    /// The range of each column's value in `bytes`; start -1 when the row lacks the column.
-    var starts: [Int] = []
-    var ends: [Int] = []
-    /// Columns whose JSON loses precision, with their text (for metadata.exact).
-    var lossy: [(column: Int, text: ArraySlice<UInt8>)] = []
-    var present = false
+    private struct State {
+        var present = false
+        var columns = 0
+        /// The range of each column's value in `bytes`; start -1 when the row lacks the column.
+        var starts: UnsafeMutablePointer<Int> = .allocate(capacity: 0)
+        var ends: UnsafeMutablePointer<Int> = .allocate(capacity: 0)
+        var capacity = 0
+        /// Columns whose JSON loses precision, with their text (for metadata.exact).
+        var lossy: [(column: Int, text: ArraySlice<UInt8>)] = []
+    }
+
+    let bytes = JSONBuffer()
+    private let state: UnsafeMutablePointer<State>
+
+    init() {
+        state = .allocate(capacity: 1)
+        state.initialize(to: State())
+    }
+
+    deinit {
+        state.pointee.starts.deallocate()
+        state.pointee.ends.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
+    }
+
+    /// Whether the change has this row at all (an insert has no old row).
+    var present: Bool {
+        get { state.pointee.present }
+        set { state.pointee.present = newValue }
+    }
+
+    var columns: Int { state.pointee.columns }
+
+    var lossy: [(column: Int, text: ArraySlice<UInt8>)] { state.pointee.lossy }
+
+    var hasLossy: Bool { state.pointee.present && !state.pointee.lossy.isEmpty }
 
     func reset(columns: Int) {
         bytes.removeAll()
-        starts.removeAll(keepingCapacity: true)
-        ends.removeAll(keepingCapacity: true)
-        starts.append(contentsOf: repeatElement(-1, count: columns))
-        ends.append(contentsOf: repeatElement(-1, count: columns))
-        lossy.removeAll(keepingCapacity: true)
-        present = true
+        if columns > state.pointee.capacity {
+            state.pointee.starts.deallocate()
+            state.pointee.ends.deallocate()
+            state.pointee.starts = .allocate(capacity: columns)
+            state.pointee.ends = .allocate(capacity: columns)
+            state.pointee.capacity = columns
+        }
+        state.pointee.starts.update(repeating: -1, count: columns)
+        state.pointee.columns = columns
+        if !state.pointee.lossy.isEmpty { state.pointee.lossy.removeAll(keepingCapacity: true) }
+        state.pointee.present = true
     }
 
-    func has(_ column: Int) -> Bool { present && starts[column] >= 0 }
+    /// Records that `column`'s value is the bytes from `start` to the end so far.
+    func setValue(_ column: Int, from start: Int) {
+        state.pointee.starts[column] = start
+        state.pointee.ends[column] = bytes.count
+    }
+
+    func addLossy(_ column: Int, _ text: ArraySlice<UInt8>) {
+        state.pointee.lossy.append((column, text))
+    }
+
+    func has(_ column: Int) -> Bool { state.pointee.present && state.pointee.starts[column] >= 0 }
 
     func appendValue(_ column: Int, to output: JSONBuffer) {
         guard has(column) else {
             output.append(static: JSONBytes.null)
             return
         }
-        output.append(from: bytes, starts[column]..<ends[column])
+        output.append(from: bytes, state.pointee.starts[column]..<state.pointee.ends[column])
     }
 }
 
@@ -198,7 +244,7 @@ extension EventBuilder {
         }
         JSONBytes.append(JSONBytes.table, to: &output)
         output.append(bytes: info.tableJSON)
-        if (beforeRow.present && !beforeRow.lossy.isEmpty) || (afterRow.present && !afterRow.lossy.isEmpty) {
+        if beforeRow.hasLossy || afterRow.hasLossy {
             JSONBytes.append(JSONBytes.exact, to: &output)
             var first = true
             if beforeRow.present { appendExact(beforeRow, keys: info.exactBeforeKeys, first: &first, to: &output) }
@@ -228,7 +274,7 @@ extension EventBuilder {
         }
         output.append(UInt8(ascii: "{"))
         var first = true
-        for column in 0..<row.starts.count where row.starts[column] >= 0 {
+        for column in 0..<row.columns where row.has(column) {
             if !first { JSONBytes.append(JSONBytes.separator, to: &output) }
             first = false
             output.append(bytes: info.jsonKeys[column])
@@ -240,20 +286,20 @@ extension EventBuilder {
     /// Each column's value as JSON; TOAST values the change did not touch come from the old row.
     private func encode(_ info: RelationInfo, _ tuple: TupleData, old: TupleData?, into row: EncodedRow, columns: Int) {
         row.reset(columns: columns)
+        var output = row.bytes
         for index in 0..<min(columns, tuple.values.count) {
             var value = tuple.values[index]
-            if value == .unchangedToast, let old, index < old.values.count { value = old.values[index] }
-            let start = row.bytes.count
+            if case .unchangedToast = value, let old, index < old.values.count { value = old.values[index] }
+            let start = output.count
             switch value {
             case .unchangedToast: continue
-            case .null: JSONBytes.append(JSONBytes.null, to: &row.bytes)
+            case .null: output.append(static: JSONBytes.null)
             case let .binary(bytes):
-                ExtendedJSON.append(.binary(subtype: BinarySubtype.generic, bytes: Array(bytes)), to: &row.bytes)
+                ExtendedJSON.append(.binary(subtype: BinarySubtype.generic, bytes: Array(bytes)), to: &output)
             case let .text(bytes):
-                if appendJSON(bytes, plan: info.plans[index], to: &row.bytes) { row.lossy.append((index, bytes)) }
+                if appendJSON(bytes, plan: info.plans[index], to: &output) { row.addLossy(index, bytes) }
             }
-            row.starts[index] = start
-            row.ends[index] = row.bytes.count
+            row.setValue(index, from: start)
         }
     }
 
