@@ -80,6 +80,11 @@ public final class Streamer {
     private let lagGauge = Gauge(label: "temporal_stream_lag_bytes")
     private let retainedGauge = Gauge(label: "temporal_stream_retained_wal_bytes")
     private let batchTimer = Metrics.Timer(label: "temporal_stream_batch_duration_seconds", preferredDisplayUnit: .seconds)
+    private let startedFlag = Atomic<Bool>(false)
+
+    /// Whether the server accepted START_REPLICATION: the slot and the
+    /// publication were there, so a later failure is the connection's.
+    public var started: Bool { startedFlag.load(ordering: .relaxed) }
 
     public init(configuration: StreamConfiguration, sink: EventSink, stop: StopRequest,
                 logger: Logger = Logger(label: "temporal.stream"), onProgress: ((StreamProgress) -> Void)? = nil) {
@@ -118,6 +123,7 @@ public final class Streamer {
         ]
         if catalog.serverVersion >= 140000 { options.append(("streaming", "on")) }
         try replication.startLogicalReplication(slot: configuration.slot, start: .zero, options: options)
+        startedFlag.store(true, ordering: .relaxed)
         logger.info("streaming slot \(configuration.slot) from \(start) to \(sink.description)")
 
         let reporter = PositionReporter(replication: replication, flushed: start, interval: interval, logger: logger)

@@ -52,6 +52,15 @@ public struct PostgresError: Error, Sendable, Equatable {
         )
     }
 
+    /// Whether the connection was lost, or the server is shutting down or
+    /// not yet accepting connections (SQLSTATE classes 08 and 57P, but not
+    /// 57P04, a dropped database): trying again later can succeed.
+    public var isTransient: Bool {
+        if kind == .connection { return true }
+        guard let sqlState else { return false }
+        return sqlState.hasPrefix("08") || (sqlState.hasPrefix("57P") && sqlState != "57P04")
+    }
+
     /// The error the way psql prints it: `ERROR:  message`, then DETAIL and HINT lines.
     public var psqlDescription: String {
         var lines = ["\(severity):  \(message)"]

@@ -24,7 +24,9 @@ struct StreamRun: ParsableCommand {
 
             Runs until SIGTERM or SIGINT (it then writes and confirms the current batch and \
             exits 0), or until everything up to --end-lsn is written. While MongoDB is down \
-            it retries with backoff and confirms nothing. userId and changesetId come from \
+            it retries with backoff and confirms nothing. If the PostgreSQL connection is lost \
+            once streaming has begun, it connects again with backoff and resumes from the \
+            slot's confirmed position. userId and changesetId come from \
             temporal_versioning.set_change_context(user_id, changeset_id), called at the \
             start of the writing transaction; otherwise changesetId is the transaction id.
 
@@ -111,15 +113,42 @@ struct StreamRun: ParsableCommand {
             }
             pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
             let showProgress = isatty(STDERR_FILENO) == 1
-            let streamer = Streamer(configuration: configuration, sink: sink, stop: streamStop, logger: logger) { progress in
-                guard showProgress else { return }
-                // No Foundation formatters here: on Linux they leak a little at every call.
-                let lag = progress.lagBytes < 1 << 20 ? "\(progress.lagBytes / 1024) KiB" : "\(progress.lagBytes >> 20) MiB"
-                writeStandardError("\r\(progress.eventsWritten) events  \(Int(progress.eventsPerSecond))/s  lag \(lag)  at \(progress.flushed)   ")
+            // Once streaming has begun, a lost connection (a restarted server,
+            // a terminated walsender, a network cut) is waited out: the stream
+            // starts again from the slot's confirmed position, and the sink
+            // skips what it already holds.
+            var streamed = false
+            var backoff = 1.0
+            while true {
+                let streamer = Streamer(configuration: configuration, sink: sink, stop: streamStop, logger: logger) { progress in
+                    guard showProgress else { return }
+                    // No Foundation formatters here: on Linux they leak a little at every call.
+                    let lag = progress.lagBytes < 1 << 20 ? "\(progress.lagBytes / 1024) KiB" : "\(progress.lagBytes >> 20) MiB"
+                    writeStandardError("\r\(progress.eventsWritten) events  \(Int(progress.eventsPerSecond))/s  lag \(lag)  at \(progress.flushed)   ")
+                }
+                let began = Date()
+                do {
+                    let position = try streamer.run()
+                    if showProgress { writeStandardError("\n") }
+                    logger.info("confirmed up to \(position)")
+                    return
+                } catch let error as PostgresError
+                            where (streamed || streamer.started) && (error.isTransient || error.sqlState == "55006") {
+                    // 55006: the slot is still held by the walsender of the lost connection.
+                    streamed = true
+                    if Date().timeIntervalSince(began) > 60 { backoff = 1 }
+                    if showProgress { writeStandardError("\n") }
+                    logger.warning("\(error.message.trimmingCharacters(in: .whitespacesAndNewlines)); streaming again in \(Int(backoff)) s from the slot's confirmed position")
+                    let deadline = Date().addingTimeInterval(backoff)
+                    while Date() < deadline && !streamStop.isRequested { Thread.sleep(forTimeInterval: 0.05) }
+                    if streamStop.isRequested {
+                        logger.info("stopped while waiting for PostgreSQL; nothing unconfirmed is lost, it will be sent again")
+                        return
+                    }
+                    backoff = min(backoff * 2, 30)
+                    try sink.resume()
+                }
             }
-            let position = try streamer.run()
-            if showProgress { writeStandardError("\n") }
-            logger.info("confirmed up to \(position)")
         } catch let error as PostgresError {
             printError(error.psqlDescription)
             throw ExitCode(error.kind == .connection ? 2 : 1)

@@ -231,6 +231,54 @@ struct StreamCLITests {
         #expect(try setup.confirmed >= LSN(last)!)
     }
 
+    @Test("the PostgreSQL connection lost mid-stream: it streams again from the slot, every change once", .timeLimit(.minutes(3)))
+    func reconnects() throws {
+        let setup = try Setup()
+        let process = try setup.start(["--output", setup.file.path, "--batch-size", "50"])
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        var workload = Workload()
+        var transactions: [String] = []
+        for _ in 0..<200 { transactions.append(workload.transaction(statements: 10)) }
+        let batches = transactions
+        let database = setup.database
+        let writes = DispatchGroup()
+        writes.enter()
+        Thread {
+            defer { writes.leave() }
+            guard let writer = try? database.connect() else { return }
+            for sql in batches {
+                try? writer.execute(sql)
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+        }.start()
+        // Cut the replication connection under the stream, as a restarted server or a network would.
+        var terminated = 0
+        for _ in 0..<4 {
+            Thread.sleep(forTimeInterval: Double.random(in: 0.4...0.9))
+            terminated += Int(try setup.db.value("""
+                SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL
+                """, [setup.slot]) ?? "0") ?? 0
+        }
+        writes.wait()
+        #expect(terminated >= 3, "the walsender was there to be terminated")
+        var lines: [String] = []
+        for _ in 0..<600 {
+            lines = (try? String(contentsOf: setup.file, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? []
+            if lines.count >= workload.expected.count || !process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(process.isRunning, "the stream outlived its connections")
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        lines = try String(contentsOf: setup.file, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count == 2000, "one event per change")
+        #expect(try Self.summary(lines) == workload.expected, "in commit order")
+        let log = try String(contentsOf: FileManager.default.temporaryDirectory.appendingPathComponent("\(setup.database.name).log"),
+                             encoding: .utf8)
+        #expect(log.contains("streaming again"), "\(log)")
+    }
+
     @Test("SIGKILL at random moments, into MongoDB and into a file: every change exactly once, in commit order",
           .timeLimit(.minutes(5)))
     func crashes() throws {

@@ -8,10 +8,15 @@ public protocol EventSink: AnyObject {
     /// How the sink wants events built: a JSON-lines sink takes them as
     /// Extended JSON made straight from the rows' bytes.
     var encoding: EventBuilder.Encoding { get }
+    /// Called before a stream starts again on the same sink (after a lost
+    /// connection): events written but not confirmed will come again.
+    func resume() throws
 }
 
 extension EventSink {
     public var encoding: EventBuilder.Encoding { .documents }
+    /// A sink that recognises events it holds by _id needs nothing more.
+    public func resume() throws {}
 }
 
 /// A sink failure, in the sink's own words.

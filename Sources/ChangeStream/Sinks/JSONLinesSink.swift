@@ -42,6 +42,12 @@ public final class JSONLinesSink: EventSink {
 
     public var encoding: EventBuilder.Encoding { .extendedJSON }
 
+    /// Reads the file's last line again, so that the events the stream sends
+    /// again (written, not yet confirmed) are skipped. On stdout they appear twice.
+    public func resume() throws {
+        if isFile { skipThrough = try recoverTail() }
+    }
+
     public func write(_ events: [ChangeEvent]) throws {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(events.reduce(0) { $0 + ($1.extendedJSON?.count ?? 1024) + 1 })
