@@ -126,7 +126,6 @@ struct StreamRun: ParsableCommand {
                     let lag = progress.lagBytes < 1 << 20 ? "\(progress.lagBytes / 1024) KiB" : "\(progress.lagBytes >> 20) MiB"
                     writeStandardError("\r\(progress.eventsWritten) events  \(Int(progress.eventsPerSecond))/s  lag \(lag)  at \(progress.flushed)   ")
                 }
-                let began = Date()
                 do {
                     let position = try streamer.run()
                     if showProgress { writeStandardError("\n") }
@@ -135,10 +134,13 @@ struct StreamRun: ParsableCommand {
                 } catch let error as PostgresError
                             where (streamed || streamer.started) && (error.isTransient || error.sqlState == "55006") {
                     // 55006: the slot is still held by the walsender of the lost connection.
+                    // A stream that got going means the last outage was over: start the backoff afresh.
+                    if streamer.started { backoff = 1 }
                     streamed = true
-                    if Date().timeIntervalSince(began) > 60 { backoff = 1 }
                     if showProgress { writeStandardError("\n") }
-                    logger.warning("\(error.message.trimmingCharacters(in: .whitespacesAndNewlines)); streaming again in \(Int(backoff)) s from the slot's confirmed position")
+                    let reason = error.message.split(whereSeparator: \.isNewline)
+                        .map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+                    logger.warning("\(reason); streaming again in \(Int(backoff)) s from the slot's confirmed position")
                     let deadline = Date().addingTimeInterval(backoff)
                     while Date() < deadline && !streamStop.isRequested { Thread.sleep(forTimeInterval: 0.05) }
                     if streamStop.isRequested {
