@@ -138,7 +138,7 @@ public final class Streamer {
                                  eventsWritten: eventsWritten, batchTimer: batchTimer)
         writer.start()
         defer { writer.close() }
-        var session = Session(configuration: configuration, writer: writer, reporter: reporter)
+        var session = Session(configuration: configuration, writer: writer, reporter: reporter, builder: builder)
         var lastHeartbeat = Date()
         var lastProgress = Date()
         var lastSlotCheck = Date.distantPast
@@ -205,6 +205,7 @@ private struct Session {
     let configuration: StreamConfiguration
     let writer: BatchWriter
     let reporter: PositionReporter
+    let builder: EventBuilder
 
     var pending: [ChangeEvent] = []
     var batchStarted = Date()
@@ -214,10 +215,11 @@ private struct Session {
     var serverEnd = LSN.zero
     var finished = false
 
-    init(configuration: StreamConfiguration, writer: BatchWriter, reporter: PositionReporter) {
+    init(configuration: StreamConfiguration, writer: BatchWriter, reporter: PositionReporter, builder: EventBuilder) {
         self.configuration = configuration
         self.writer = writer
         self.reporter = reporter
+        self.builder = builder
         pending.reserveCapacity(configuration.batchSize)
     }
 
@@ -284,6 +286,7 @@ private struct Session {
     mutating func flush() throws {
         guard !pending.isEmpty || committedEnd != nil else { return }
         try writer.submit(pending, confirm: committedEnd)
+        builder.startBatch()   // the batch's JSON buffer is the writer's now
         pending = []
         pending.reserveCapacity(configuration.batchSize)
         committedEnd = nil

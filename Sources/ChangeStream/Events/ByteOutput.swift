@@ -27,7 +27,10 @@ extension Array: ByteOutput where Element == UInt8 {}
 /// events as Extended JSON. Its state sits behind a pointer held by a `let`,
 /// so that reading and moving it costs no run-time exclusivity check (a
 /// class's `var` would cost one on every append).
-final class JSONBuffer: ByteOutput {
+///
+/// Unchecked Sendable: one thread writes a buffer, then hands it over whole
+/// (a batch's events, to the writer thread), and nobody writes it again.
+final class JSONBuffer: ByteOutput, @unchecked Sendable {
     private struct State {
         var base: UnsafeMutablePointer<UInt8>
         var count: Int

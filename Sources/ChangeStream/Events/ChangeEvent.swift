@@ -13,10 +13,11 @@ public struct ChangeEvent: Sendable {
     public var position: Int
     /// The event as a document (empty when it was built as Extended JSON).
     public var document: EventDocument
-    /// The event as one line of relaxed Extended JSON, without its newline:
-    /// built straight from the row's bytes for a JSON-lines sink (see
-    /// `EventBuilder.Encoding`), byte for byte what `ExtendedJSON` makes of `document`.
-    public var extendedJSON: [UInt8]?
+    /// Where the event's JSON is, when it was built as Extended JSON for a
+    /// JSON-lines sink (see `EventBuilder.Encoding`): a range of the batch's
+    /// buffer, followed there by a newline, so that a batch is written as it lies.
+    let jsonChunk: JSONBuffer?
+    let jsonRange: Range<Int>
     /// `<slot>/<commit LSN>/`, when the event was built as Extended JSON.
     let idPrefix: String?
 
@@ -24,16 +25,26 @@ public struct ChangeEvent: Sendable {
         self.commitLSN = commitLSN
         self.position = position
         self.document = document
-        extendedJSON = nil
+        jsonChunk = nil
+        jsonRange = 0..<0
         idPrefix = nil
     }
 
-    init(commitLSN: LSN, position: Int, idPrefix: String, extendedJSON: [UInt8]) {
+    init(commitLSN: LSN, position: Int, idPrefix: String, chunk: JSONBuffer, range: Range<Int>) {
         self.commitLSN = commitLSN
         self.position = position
         document = EventDocument()
-        self.extendedJSON = extendedJSON
+        jsonChunk = chunk
+        jsonRange = range
         self.idPrefix = idPrefix
+    }
+
+    /// The event as one line of relaxed Extended JSON, without its newline,
+    /// when it was built that way: byte for byte what `ExtendedJSON` makes
+    /// of the document the same change gives.
+    public var extendedJSON: [UInt8]? {
+        guard let chunk = jsonChunk else { return nil }
+        return Array(UnsafeBufferPointer(rebasing: chunk.bytes[jsonRange]))
     }
 
     public var id: String {

@@ -153,8 +153,8 @@ extension EventBuilder {
         if let before { encode(info, before, old: nil, into: beforeRow, columns: columns) }
         if let after { encode(info, after, old: old, into: afterRow, columns: columns) }
 
-        var output = eventBuffer
-        output.removeAll()
+        var output = chunk
+        let start = output.count
         JSONBytes.append(JSONBytes.id, to: &output)
         output.append(UInt8(ascii: "\""))
         var prefix = current.idPrefix
@@ -252,8 +252,10 @@ extension EventBuilder {
             output.append(UInt8(ascii: "}"))
         }
         JSONBytes.append("}}", to: &output)
+        let end = output.count
+        output.append(UInt8(ascii: "\n"))
         return ChangeEvent(commitLSN: current.commitLSN, position: position, idPrefix: current.idPrefix,
-                           extendedJSON: Array(output.bytes))
+                           chunk: output, range: start..<end)
     }
 
     /// `"before.column": "exact text"` of each column whose JSON loses precision.

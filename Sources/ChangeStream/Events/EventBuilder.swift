@@ -90,10 +90,18 @@ public final class EventBuilder {
     /// Reused by every event built as Extended JSON.
     let beforeRow = EncodedRow()
     let afterRow = EncodedRow()
-    let eventBuffer = JSONBuffer()
+    /// Where events built as Extended JSON go, one line each: the current batch's buffer.
+    var chunk = JSONBuffer(capacity: 64 * 1024)
 
     /// The streamed transaction whose block is being read (protocol 2).
     private var inStreamBlock: UInt32?
+
+    /// Starts a new buffer for the events built as Extended JSON from now
+    /// on: the one before belongs to the batch handed to the sink.
+    public func startBatch() {
+        guard encoding == .extendedJSON else { return }
+        chunk = JSONBuffer(capacity: max(64 * 1024, chunk.count + chunk.count / 8))
+    }
 
     /// Whether a transaction has begun and not yet committed.
     public var inTransaction: Bool { transaction != nil }

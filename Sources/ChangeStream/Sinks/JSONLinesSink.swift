@@ -49,30 +49,46 @@ public final class JSONLinesSink: EventSink {
     }
 
     public func write(_ events: [ChangeEvent]) throws {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(events.reduce(0) { $0 + ($1.extendedJSON?.count ?? 1024) + 1 })
-        var last = skipThrough
-        for event in events {
-            // Events come in _id order: once one is past the last line
-            // written, so are all after it, and ids need not be compared.
-            if let written = last {
-                let id = event.id
-                if id <= written { continue }
-                last = nil
-            }
-            if let json = event.extendedJSON { bytes.append(contentsOf: json) }
-            else { ExtendedJSON.append(event.document, to: &bytes) }
-            bytes.append(UInt8(ascii: "\n"))
+        // Events come in _id order: skip those the file already ends with.
+        var first = 0
+        if let written = skipThrough {
+            while first < events.count && events[first].id <= written { first += 1 }
         }
-        guard !bytes.isEmpty else { return }
-        try writeAll(bytes)
-        skipThrough = last
+        let batch = events[first...]
+        guard let head = batch.first, let tail = batch.last else { return }
+        if let chunk = head.jsonChunk, Self.liesTogether(batch, in: chunk) {
+            // The usual case: the batch's lines lie one after the other in its buffer.
+            try writeAll(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: chunk.bytes[head.jsonRange.lowerBound...tail.jsonRange.upperBound])))
+        } else {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(batch.count * 1024)
+            for event in batch {
+                if let chunk = event.jsonChunk {
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: chunk.bytes[event.jsonRange]))
+                } else {
+                    ExtendedJSON.append(event.document, to: &bytes)
+                }
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            try bytes.withUnsafeBytes { try writeAll($0) }
+        }
+        skipThrough = nil
+    }
+
+    /// Whether every event's line is in `chunk`, each right after the one before.
+    private static func liesTogether(_ batch: ArraySlice<ChangeEvent>, in chunk: JSONBuffer) -> Bool {
+        var next = batch.first!.jsonRange.lowerBound
+        for event in batch {
+            guard event.jsonChunk === chunk, event.jsonRange.lowerBound == next else { return false }
+            next = event.jsonRange.upperBound + 1
+        }
+        return true
     }
 
     /// Writes and fsyncs the whole batch, or, on a file, nothing: a write
     /// or fsync that fails part way (a full disk, say) is cut back off, so
     /// that the batch can be written again whole.
-    private func writeAll(_ bytes: [UInt8]) throws {
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
         let start = isFile ? lseek(descriptor, 0, SEEK_END) : -1
         do {
             try writeBytes(bytes)
@@ -85,17 +101,15 @@ public final class JSONLinesSink: EventSink {
         }
     }
 
-    private func writeBytes(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw SinkError("cannot write to \(description): \(String(cString: strerror(errno)))")
-                }
-                offset += written
+    private func writeBytes(_ buffer: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < buffer.count {
+            let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw SinkError("cannot write to \(description): \(String(cString: strerror(errno)))")
             }
+            offset += written
         }
     }
 
