@@ -115,17 +115,6 @@ public enum ExtendedJSON {
         }
     }
 
-    private static func appendDigits(_ value: Int, width: Int, to output: inout some ByteOutput) {
-        var divisor = 1
-        for _ in 1..<width { divisor *= 10 }
-        var value = value
-        while divisor > 0 {
-            output.append(UInt8(ascii: "0") + UInt8(value / divisor))
-            value %= divisor
-            divisor /= 10
-        }
-    }
-
     /// `"YYYY-MM-DDTHH:MM:SS.mmmZ"` for years 1970 to 9999; false otherwise
     /// (relaxed Extended JSON prints other dates as {"$numberLong"}).
     static func appendISODate(_ milliseconds: Int64, to output: inout some ByteOutput) -> Bool {
@@ -133,21 +122,35 @@ public enum ExtendedJSON {
         let days = Int(milliseconds / 86_400_000)
         let remainder = Int(milliseconds % 86_400_000)
         let (year, month, day) = civil(fromDays: days)
-        output.append(UInt8(ascii: "\""))
-        appendDigits(year, width: 4, to: &output)
-        output.append(UInt8(ascii: "-"))
-        appendDigits(month, width: 2, to: &output)
-        output.append(UInt8(ascii: "-"))
-        appendDigits(day, width: 2, to: &output)
-        output.append(UInt8(ascii: "T"))
-        appendDigits(remainder / 3_600_000, width: 2, to: &output)
-        output.append(UInt8(ascii: ":"))
-        appendDigits(remainder / 60000 % 60, width: 2, to: &output)
-        output.append(UInt8(ascii: ":"))
-        appendDigits(remainder / 1000 % 60, width: 2, to: &output)
-        output.append(UInt8(ascii: "."))
-        appendDigits(remainder % 1000, width: 3, to: &output)
-        output.append(static: #"Z""#)
+        // Laid out in a small buffer first and appended at once: dates are in every event.
+        var text: (UInt64, UInt64, UInt64, UInt16) = (0, 0, 0, 0)   // 26 bytes
+        withUnsafeMutableBytes(of: &text) { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            func put(_ value: Int, width: Int, at offset: Int) {
+                var value = value
+                for index in stride(from: offset + width - 1, through: offset, by: -1) {
+                    bytes[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
+                    value /= 10
+                }
+            }
+            bytes[0] = UInt8(ascii: "\"")
+            put(year, width: 4, at: 1)
+            bytes[5] = UInt8(ascii: "-")
+            put(month, width: 2, at: 6)
+            bytes[8] = UInt8(ascii: "-")
+            put(day, width: 2, at: 9)
+            bytes[11] = UInt8(ascii: "T")
+            put(remainder / 3_600_000, width: 2, at: 12)
+            bytes[14] = UInt8(ascii: ":")
+            put(remainder / 60000 % 60, width: 2, at: 15)
+            bytes[17] = UInt8(ascii: ":")
+            put(remainder / 1000 % 60, width: 2, at: 18)
+            bytes[20] = UInt8(ascii: ".")
+            put(remainder % 1000, width: 3, at: 21)
+            bytes[24] = UInt8(ascii: "Z")
+            bytes[25] = UInt8(ascii: "\"")
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<26]))
+        }
         return true
     }
 
