@@ -66,6 +66,10 @@ public final class MongoSink: EventSink {
 
     public func write(_ events: [ChangeEvent]) throws {
         guard !events.isEmpty else { return }
+        // A document without its _id would get one from MongoDB, and be stored again on a replay.
+        guard events.allSatisfy({ $0.jsonChunk == nil }) else {
+            throw SinkError("events built as Extended JSON lines cannot go to MongoDB; build them as documents", retryable: false)
+        }
         let options = BSON.make(EventDocument([("ordered", .bool(false))]))
         defer { bson_destroy(options) }
         mongoc_write_concern_append(writeConcern, options)
