@@ -63,7 +63,16 @@ public struct ChangeEvent: Sendable {
     }
 
     static func id(prefix: String, position: Int) -> String {
-        let digits = String(position)
-        return prefix + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+        var bytes = Array(prefix.utf8)
+        appendPosition(position, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The position part of an _id: at least eight digits, zero-padded, so that text order is position order.
+    static func appendPosition(_ position: Int, to output: inout some ByteOutput) {
+        var digits = 1, limit = 10
+        while position >= limit && digits < 18 { digits += 1; limit *= 10 }
+        for _ in digits..<max(digits, 8) { output.append(UInt8(ascii: "0")) }
+        ExtendedJSON.appendInteger(Int64(position), to: &output)
     }
 }

@@ -117,12 +117,6 @@ enum JSONBytes {
     static let trueBytes: StaticString = "true"
     static let falseBytes: StaticString = "false"
 
-    /// Appends a fixed piece (no reference counting, unlike an array's bytes).
-    @inline(__always)
-    static func append(_ piece: StaticString, to output: inout some ByteOutput) {
-        piece.withUTF8Buffer { output.append(contentsOf: $0) }
-    }
-
     /// `"key": `, escaped.
     static func key(_ name: String) -> [UInt8] {
         var bytes: [UInt8] = []
@@ -155,28 +149,25 @@ extension EventBuilder {
 
         var output = chunk
         let start = output.count
-        JSONBytes.append(JSONBytes.id, to: &output)
+        output.append(static: JSONBytes.id)
         output.append(UInt8(ascii: "\""))
         var prefix = current.idPrefix
-        prefix.withUTF8 { appendEscaped($0, to: &output) }
-        var digits = 1, limit = 10
-        while position >= limit && digits < 18 { digits += 1; limit *= 10 }
-        for _ in digits..<max(digits, 8) { output.append(UInt8(ascii: "0")) }
-        ExtendedJSON.appendInteger(Int64(position), to: &output)
+        prefix.withUTF8 { ExtendedJSON.appendEscaped(bytes: $0, to: &output) }
+        ChangeEvent.appendPosition(position, to: &output)
         output.append(UInt8(ascii: "\""))
 
-        JSONBytes.append(JSONBytes.entityType, to: &output)
+        output.append(static: JSONBytes.entityType)
         output.append(bytes: info.tableJSON)
-        JSONBytes.append(JSONBytes.entityID, to: &output)
+        output.append(static: JSONBytes.entityID)
         let source = after != nil ? afterRow : beforeRow
         if !source.present || info.keyColumns.isEmpty {
-            JSONBytes.append(JSONBytes.null, to: &output)
+            output.append(static: JSONBytes.null)
         } else if info.keyColumns.count == 1 {
             source.appendValue(info.keyColumns[0], to: output)
         } else {
             output.append(UInt8(ascii: "{"))
             for (index, column) in info.keyColumns.enumerated() {
-                if index > 0 { JSONBytes.append(JSONBytes.separator, to: &output) }
+                if index > 0 { output.append(static: JSONBytes.separator) }
                 output.append(bytes: info.jsonKeys[column])
                 source.appendValue(column, to: output)
             }
@@ -188,70 +179,70 @@ extension EventBuilder {
             output.append(bytes: context)
         } else {
             var context: [UInt8] = []
-            JSONBytes.append(JSONBytes.changesetID, to: &context)
+            context.append(static: JSONBytes.changesetID)
             ExtendedJSON.appendString(current.changesetID ?? current.xidText, to: &context)
-            JSONBytes.append(JSONBytes.txID, to: &context)
+            context.append(static: JSONBytes.txID)
             ExtendedJSON.appendInteger(Int64(current.xid), to: &context)
-            JSONBytes.append(JSONBytes.timestamp, to: &context)
+            context.append(static: JSONBytes.timestamp)
             ExtendedJSON.append(.date(current.commitMilliseconds), to: &context)
-            JSONBytes.append(JSONBytes.userID, to: &context)
-            if let user = current.userID { ExtendedJSON.appendString(user, to: &context) } else { JSONBytes.append(JSONBytes.null, to: &context) }
+            context.append(static: JSONBytes.userID)
+            if let user = current.userID { ExtendedJSON.appendString(user, to: &context) } else { context.append(static: JSONBytes.null) }
             transaction?.contextJSON = context
             output.append(bytes: context)
         }
-        JSONBytes.append(JSONBytes.operation, to: &output)
+        output.append(static: JSONBytes.operation)
         output.append(bytes: operation)
 
-        JSONBytes.append(JSONBytes.changes, to: &output)
+        output.append(static: JSONBytes.changes)
         if let old, let after {
             output.append(UInt8(ascii: "{"))
             var first = true
             forEachChangedColumn(old: old, new: after, columns: columns) { column in
-                if !first { JSONBytes.append(JSONBytes.separator, to: &output) }
+                if !first { output.append(static: JSONBytes.separator) }
                 first = false
                 output.append(bytes: info.jsonKeys[column])
-                JSONBytes.append(JSONBytes.from, to: &output)
+                output.append(static: JSONBytes.from)
                 beforeRow.appendValue(column, to: output)
-                JSONBytes.append(JSONBytes.to, to: &output)
+                output.append(static: JSONBytes.to)
                 afterRow.appendValue(column, to: output)
                 output.append(UInt8(ascii: "}"))
             }
             output.append(UInt8(ascii: "}"))
         } else {
-            JSONBytes.append(JSONBytes.null, to: &output)
+            output.append(static: JSONBytes.null)
         }
-        JSONBytes.append(JSONBytes.before, to: &output)
+        output.append(static: JSONBytes.before)
         appendRow(beforeRow, info, to: &output)
-        JSONBytes.append(JSONBytes.after, to: &output)
+        output.append(static: JSONBytes.after)
         appendRow(afterRow, info, to: &output)
 
-        JSONBytes.append(JSONBytes.metadata, to: &output)
+        output.append(static: JSONBytes.metadata)
         appendLSN(lsn, to: &output)
         if let metadata = current.metadataJSON {
             output.append(bytes: metadata)
         } else {
             var metadata: [UInt8] = []
-            JSONBytes.append(JSONBytes.commitLSN, to: &metadata)
+            metadata.append(static: JSONBytes.commitLSN)
             metadata.append(UInt8(ascii: "\""))
             appendLSN(current.commitLSN, to: &metadata)
             metadata.append(UInt8(ascii: "\""))
-            JSONBytes.append(JSONBytes.txID, to: &metadata)
+            metadata.append(static: JSONBytes.txID)
             ExtendedJSON.appendInteger(Int64(current.xid), to: &metadata)
-            JSONBytes.append(JSONBytes.slot, to: &metadata)
+            metadata.append(static: JSONBytes.slot)
             metadata.append(bytes: slotJSON)
             transaction?.metadataJSON = metadata
             output.append(bytes: metadata)
         }
-        JSONBytes.append(JSONBytes.table, to: &output)
+        output.append(static: JSONBytes.table)
         output.append(bytes: info.tableJSON)
         if beforeRow.hasLossy || afterRow.hasLossy {
-            JSONBytes.append(JSONBytes.exact, to: &output)
+            output.append(static: JSONBytes.exact)
             var first = true
             if beforeRow.present { appendExact(beforeRow, keys: info.exactBeforeKeys, first: &first, to: &output) }
             if afterRow.present { appendExact(afterRow, keys: info.exactAfterKeys, first: &first, to: &output) }
             output.append(UInt8(ascii: "}"))
         }
-        JSONBytes.append("}}", to: &output)
+        output.append(static: "}}")
         let end = output.count
         output.append(UInt8(ascii: "\n"))
         return ChangeEvent(commitLSN: current.commitLSN, position: position, idPrefix: current.idPrefix,
@@ -261,7 +252,7 @@ extension EventBuilder {
     /// `"before.column": "exact text"` of each column whose JSON loses precision.
     private func appendExact(_ row: EncodedRow, keys: [[UInt8]], first: inout Bool, to output: inout JSONBuffer) {
         for (column, text) in row.lossy {
-            if !first { JSONBytes.append(JSONBytes.separator, to: &output) }
+            if !first { output.append(static: JSONBytes.separator) }
             first = false
             output.append(bytes: keys[column])
             appendText(text, to: &output)
@@ -271,13 +262,13 @@ extension EventBuilder {
     /// `{"column": value, ...}` of the columns the row has, or null without a row.
     private func appendRow(_ row: EncodedRow, _ info: RelationInfo, to output: inout JSONBuffer) {
         guard row.present else {
-            JSONBytes.append(JSONBytes.null, to: &output)
+            output.append(static: JSONBytes.null)
             return
         }
         output.append(UInt8(ascii: "{"))
         var first = true
         for column in 0..<row.columns where row.has(column) {
-            if !first { JSONBytes.append(JSONBytes.separator, to: &output) }
+            if !first { output.append(static: JSONBytes.separator) }
             first = false
             output.append(bytes: info.jsonKeys[column])
             row.appendValue(column, to: output)
@@ -313,8 +304,7 @@ extension EventBuilder {
             let fast: Bool? = bytes.withUnsafeBufferPointer { text in
                 switch oid {
                 case TypeOID.bool:
-                    JSONBytes.append(text.count == 1 && text[0] == UInt8(ascii: "t") ? JSONBytes.trueBytes : JSONBytes.falseBytes,
-                                     to: &output)
+                    output.append(static: text.count == 1 && text[0] == UInt8(ascii: "t") ? JSONBytes.trueBytes : JSONBytes.falseBytes)
                     return false
                 case TypeOID.int2, TypeOID.int4:
                     guard let number = Self.integer(text), number >= Int64(Int32.min), number <= Int64(Int32.max) else { return nil }
@@ -327,11 +317,11 @@ extension EventBuilder {
                 case TypeOID.numeric:
                     guard Self.isASCII(text) else { return nil }
                     if Self.fitsDecimal128(text) {
-                        JSONBytes.append(JSONBytes.decimal, to: &output)
-                        appendQuoted(text, to: &output)
+                        output.append(static: JSONBytes.decimal)
+                        ExtendedJSON.appendString(bytes: text, to: &output)
                         output.append(UInt8(ascii: "}"))
                     } else {
-                        appendQuoted(text, to: &output)
+                        ExtendedJSON.appendString(bytes: text, to: &output)
                     }
                     return false
                 case TypeOID.timestamptz, TypeOID.timestamp, TypeOID.date:
@@ -346,7 +336,7 @@ extension EventBuilder {
                     return nil
                 default:
                     guard Self.isASCII(text) else { return nil }
-                    appendQuoted(text, to: &output)
+                    ExtendedJSON.appendString(bytes: text, to: &output)
                     return false
                 }
             }
@@ -360,19 +350,9 @@ extension EventBuilder {
     /// The text of a value as a JSON string (what the document's exact text gives).
     private func appendText(_ bytes: ArraySlice<UInt8>, to output: inout some ByteOutput) {
         bytes.withUnsafeBufferPointer { text in
-            if Self.isASCII(text) { appendQuoted(text, to: &output) }
+            if Self.isASCII(text) { ExtendedJSON.appendString(bytes: text, to: &output) }
             else { ExtendedJSON.appendString(String(decoding: text, as: UTF8.self), to: &output) }
         }
-    }
-
-    private func appendQuoted(_ text: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
-        output.append(UInt8(ascii: "\""))
-        appendEscaped(text, to: &output)
-        output.append(UInt8(ascii: "\""))
-    }
-
-    private func appendEscaped(_ text: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
-        ExtendedJSON.appendEscaped(bytes: text, to: &output)
     }
 
     /// `X/Y` in uppercase hexadecimal, as LSN.description prints it.

@@ -74,7 +74,8 @@ public enum ExtendedJSON {
         text.withUTF8 { appendString(bytes: $0, to: &output) }
     }
 
-    private static func appendString(bytes: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
+    /// The bytes of a string (valid UTF-8), quoted and escaped for JSON.
+    static func appendString(bytes: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
         output.append(UInt8(ascii: "\""))
         appendEscaped(bytes: bytes, to: &output)
         output.append(UInt8(ascii: "\""))
