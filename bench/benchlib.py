@@ -26,6 +26,16 @@ def psql(sql, db, *, quiet=True):
     return result.stdout.strip()
 
 
+def psql_script(script, db):
+    """Runs a script of statements through psql's standard input; returns its
+    unaligned, tuples-only output."""
+    result = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db],
+                            input=script, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"psql failed: {result.stderr.strip()}")
+    return result.stdout
+
+
 def timed(sql, db, statement=-1):
     """Seconds a statement takes, measured by psql's \\timing (client side);
     of several statements, the one at index `statement` (the last by default)."""
