@@ -73,7 +73,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TemporalCLITests",
-            dependencies: ["temporal", "TestSupport", "Postgres"]
+            dependencies: ["temporal", "TestSupport", "Postgres", "TemporalKit"]
         ),
     ]
 )

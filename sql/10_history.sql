@@ -152,11 +152,16 @@ BEGIN
         FROM pg_attribute a WHERE a.attrelid = history AND a.attname = source.attname AND NOT a.attisdropped;
         IF history_type <> source.type THEN
             -- ALTER COLUMN TYPE without USING converts with the plain cast, so
-            -- the history can be converted the same way. With USING, or when
-            -- an old value does not convert, the old column is kept as it is
-            -- and a new one starts: history is never rewritten into a guess.
+            -- the history can be converted the same way. With USING, when an
+            -- old value does not convert, or when either type is a table
+            -- owner's own, the old column is kept as it is and a new one
+            -- starts: history is never rewritten into a guess.
+            -- Only between types no table owner can have given a cast or an
+            -- input function: this runs with pg-temporal's rights.
             converted := false;
-            IF current_query() !~* '\musing\M' THEN
+            IF current_query() !~* '\musing\M'
+               AND temporal_versioning._type_is_trusted(to_regtype(history_type))
+               AND temporal_versioning._type_is_trusted(to_regtype(source.type)) THEN
                 BEGIN
                     EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING %I::%s',
                                    history, source.attname, source.type, source.attname, source.type);
@@ -280,12 +285,12 @@ BEGIN
       FROM unnest(vt.key_columns) k;
     first_key := quote_ident(vt.key_columns[1]);
 
-    -- Did an UPDATE change the row? Column by column (see differs_sql),
-    -- which is cheaper than comparing whole rows.
-    SELECT coalesce(string_agg(
-               temporal_versioning.differs_sql(format('o.%I', a.attname), format('n.%I', a.attname),
-                                               temporal_versioning.history_column_type(a.atttypid, a.atttypmod)),
-               ' OR ' ORDER BY a.attnum), 'false')
+    -- Did an UPDATE change the row? See differs_sql: built-in types by their
+    -- own operators, every other type by the bytes of its values.
+    SELECT temporal_versioning.differs_sql(
+               coalesce(array_agg(format('o.%I', a.attname) ORDER BY a.attnum), '{}'),
+               coalesce(array_agg(format('n.%I', a.attname) ORDER BY a.attnum), '{}'),
+               coalesce(array_agg(temporal_versioning.history_column_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), '{}'))
       INTO changed_condition
       FROM pg_attribute a
      WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped

@@ -1,7 +1,56 @@
 -- Turning versioning on and off. Names and parameters follow the versioning API
 -- this project mirrors: enable_temporal_versioning, disable_temporal_versioning.
 
--- Creates (or re-attaches) the capture triggers of one table.
+-- The names of the capture triggers every versioned table carries.
+CREATE OR REPLACE FUNCTION temporal_versioning._capture_trigger_names()
+RETURNS name[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY['temporal_capture_context', 'temporal_capture_insert', 'temporal_capture_update',
+                 'temporal_capture_delete', 'temporal_capture_truncate']::name[];
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._capture_trigger_names() IS
+    'pg-temporal (internal): the names of the triggers that capture a versioned table';
+
+-- Before the first write of a transaction to a versioned table, puts the
+-- context the application set with SET LOCAL temporal.user_id /
+-- temporal.changeset_id into the WAL as a transactional logical message, so
+-- that `temporal stream` gives the transaction's events the same userId and
+-- changesetId as its history (set_change_context does the same, and marks the
+-- transaction so that this trigger does not repeat it). It costs two setting
+-- reads per statement when no context is set. Runs with the writer's rights:
+-- everything it calls is a schema-qualified built-in.
+CREATE OR REPLACE FUNCTION temporal_versioning._emit_change_context()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    user_id text;
+    changeset_id text;
+BEGIN
+    IF pg_catalog.current_setting('temporal.context_emitted', true) OPERATOR(pg_catalog.=) 'on' THEN
+        RETURN NULL;
+    END IF;
+    -- (No NULLIF or IS DISTINCT FROM: they find their = through search_path.)
+    user_id := pg_catalog.current_setting('temporal.user_id', true);
+    changeset_id := pg_catalog.current_setting('temporal.changeset_id', true);
+    IF user_id OPERATOR(pg_catalog.=) '' THEN user_id := NULL; END IF;
+    IF changeset_id OPERATOR(pg_catalog.=) '' THEN changeset_id := NULL; END IF;
+    IF (user_id IS NOT NULL OR changeset_id IS NOT NULL)
+       AND pg_catalog.current_setting('wal_level') OPERATOR(pg_catalog.=) 'logical' THEN
+        PERFORM temporal_versioning._emit_context_message(user_id, changeset_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._emit_change_context() IS
+    'pg-temporal (internal): trigger putting a transaction''s SET LOCAL context into the WAL for change streaming, once';
+
+-- Creates the capture triggers of one table that it does not have yet (all of
+-- them on enable; on an upgrade, the ones a newer release added).
 CREATE OR REPLACE FUNCTION temporal_versioning.create_capture_triggers(versioned_table_id integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -11,29 +60,39 @@ DECLARE
     vt temporal_versioning.versioned_tables;
     source regclass;
     capture text;
+    definitions text[];
+    created name[] := '{}';
+    i integer;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
     source := vt.table_oid::regclass;
     capture := format('temporal_versioning.%I()', vt.history_table || '_capture');
-    EXECUTE format('CREATE TRIGGER temporal_capture_insert AFTER INSERT ON %s '
-                   'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', source, capture);
-    EXECUTE format('CREATE TRIGGER temporal_capture_update AFTER UPDATE ON %s '
-                   'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', source, capture);
-    EXECUTE format('CREATE TRIGGER temporal_capture_delete AFTER DELETE ON %s '
-                   'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s', source, capture);
-    EXECUTE format('CREATE TRIGGER temporal_capture_truncate BEFORE TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION %s', source, capture);
+    -- In the order of _capture_trigger_names().
+    definitions := ARRAY[
+        'BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION temporal_versioning._emit_change_context()',
+        'AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
+        'AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
+        'AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
+        'BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s'];
+    FOR i IN 1 .. cardinality(definitions) LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t
+                              WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]);
+        EXECUTE format('CREATE TRIGGER %I ', (temporal_versioning._capture_trigger_names())[i])
+             || format(definitions[i], source, capture);
+        created := created || (temporal_versioning._capture_trigger_names())[i];
+    END LOOP;
     -- ALWAYS: changes applied by a logical replication subscriber (which runs
-    -- with session_replication_role = replica) are history too.
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER temporal_capture_insert, '
-                   'ENABLE ALWAYS TRIGGER temporal_capture_update, '
-                   'ENABLE ALWAYS TRIGGER temporal_capture_delete, '
-                   'ENABLE ALWAYS TRIGGER temporal_capture_truncate', source);
+    -- with session_replication_role = replica) are history too. One ALTER
+    -- TABLE, so that the schema-change event trigger sees them all in place.
+    IF cardinality(created) > 0 THEN
+        EXECUTE format('ALTER TABLE %s ', source)
+             || (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ') FROM unnest(created) t);
+    END IF;
 END
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.create_capture_triggers(integer) IS
-    'pg-temporal: create the four statement-level capture triggers of a versioned table';
+    'pg-temporal: create the statement-level capture triggers a versioned table does not have yet';
 
 CREATE OR REPLACE FUNCTION temporal_versioning.enable_temporal_versioning(
     schema_name text,
@@ -79,6 +138,12 @@ BEGIN
     END IF;
     IF source.relpersistence = 't' THEN
         RAISE EXCEPTION 'cannot version temporary table "%.%"', schema_name, table_name USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF source.relpersistence = 'u' THEN
+        RAISE EXCEPTION 'cannot version unlogged table "%.%"', schema_name, table_name
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'Crash recovery empties an unlogged table without firing a trigger, so its history would stop matching it.',
+                  HINT = format('Make it logged first: ALTER TABLE %I.%I SET LOGGED', schema_name, table_name);
     END IF;
     IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = source.oid OR inhparent = source.oid) THEN
         RAISE EXCEPTION 'cannot version "%.%": tables in an inheritance tree are not supported', schema_name, table_name
@@ -240,10 +305,8 @@ BEGIN
     END IF;
     IF vt.table_oid IS NOT NULL THEN
         EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
-        EXECUTE format('DROP TRIGGER IF EXISTS temporal_capture_insert ON %1$s; '
-                       'DROP TRIGGER IF EXISTS temporal_capture_update ON %1$s; '
-                       'DROP TRIGGER IF EXISTS temporal_capture_delete ON %1$s; '
-                       'DROP TRIGGER IF EXISTS temporal_capture_truncate ON %1$s', vt.table_oid::regclass);
+        EXECUTE (SELECT string_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t, vt.table_oid::regclass), '; ')
+                 FROM unnest(temporal_versioning._capture_trigger_names()) t);
     END IF;
     EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
 

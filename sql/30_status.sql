@@ -1,6 +1,6 @@
 -- What is versioned, and what its history holds.
 
--- State of the capture triggers of a table: 'enabled' when all four fire
+-- State of the capture triggers of a table: 'enabled' when all of them fire
 -- always, 'disabled' when any is disabled, 'missing' when any is gone,
 -- 'dropped' when the table itself is gone.
 CREATE OR REPLACE FUNCTION temporal_versioning.capture_state(table_oid oid)
@@ -10,15 +10,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN table_oid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = table_oid) THEN 'dropped'
-        WHEN count(t.oid) < 4 THEN 'missing'
+        WHEN count(t.oid) < cardinality(temporal_versioning._capture_trigger_names()) THEN 'missing'
         WHEN bool_and(t.tgenabled = 'A') THEN 'enabled'
         WHEN bool_or(t.tgenabled = 'D') THEN 'disabled'
         ELSE 'enabled (origin only)'
     END
     FROM pg_trigger t
     WHERE t.tgrelid = table_oid
-      AND t.tgname IN ('temporal_capture_insert', 'temporal_capture_update',
-                       'temporal_capture_delete', 'temporal_capture_truncate');
+      AND t.tgname = ANY (temporal_versioning._capture_trigger_names());
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.capture_state(oid) IS

@@ -6,6 +6,53 @@
 -- managed services, rds_superuser or azure_pg_admin); without one, install
 -- warns and versioning works without following schema changes.
 
+-- Follows the capture triggers of a versioned table being disabled and
+-- enabled again (ALTER TABLE ... DISABLE / ENABLE [ALWAYS] TRIGGER). While
+-- capture is off, writes go unrecorded, so when it is back the history
+-- restarts: versioning_since moves to now, as after disable and enable, and
+-- time travel refuses the instants before it instead of answering wrongly.
+-- Each change of state is journaled ('capture triggers changed').
+CREATE OR REPLACE FUNCTION temporal_versioning._follow_capture_state(
+    vt temporal_versioning.versioned_tables, current_schema_name name, current_table_name name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    state text := temporal_versioning.capture_state(vt.table_oid);
+    journaled text;
+BEGIN
+    -- The state last journaled; enable and disable start afresh with 'enabled'.
+    SELECT s.details->>'capture' INTO journaled
+    FROM temporal_versioning.schema_changes s
+    WHERE s.versioned_table_id = vt.id
+      AND s.change IN ('capture triggers changed', 'enable versioning', 'disable versioning')
+    ORDER BY s.id DESC LIMIT 1;
+    journaled := coalesce(journaled, 'enabled');
+    IF state = journaled THEN
+        RETURN;
+    END IF;
+    IF state <> 'enabled' THEN
+        RAISE WARNING 'capture of "%.%" is %: changes are not being recorded', current_schema_name, current_table_name, state
+            USING DETAIL = 'Once capture is back, the history restarts then: time travel to earlier instants is refused.',
+                  HINT = format('Turn it back on: ALTER TABLE %I.%I %s', current_schema_name, current_table_name,
+                                (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ')
+                                 FROM unnest(temporal_versioning._capture_trigger_names()) t));
+        PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'capture triggers changed',
+                                                         jsonb_build_object('capture', state));
+        RETURN;
+    END IF;
+    UPDATE temporal_versioning.versioned_tables v SET versioning_since = now() WHERE v.id = vt.id;
+    RAISE WARNING 'capture of "%.%" is back on after being %: its history restarts now', current_schema_name, current_table_name, journaled
+        USING DETAIL = 'Changes made while capture was off are not in the history; time travel to earlier instants is refused.';
+    PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'capture triggers changed',
+        jsonb_build_object('capture', state, 'was', journaled, 'versioning_since', now()));
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._follow_capture_state(temporal_versioning.versioned_tables, name, name) IS
+    'pg-temporal (internal): journal capture triggers being turned off and on, and restart the history when they are back';
+
 CREATE OR REPLACE FUNCTION temporal_versioning.on_alter_table()
 RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -42,15 +89,13 @@ BEGIN
         END IF;
 
         IF vt.enabled THEN
-            state := temporal_versioning.capture_state(vt.table_oid);
-            IF state <> 'enabled' THEN
-                RAISE WARNING 'capture of "%.%" is %: changes are not being recorded', current_schema_name, current_table_name, state
-                    USING HINT = format('Turn it back on: ALTER TABLE %I.%I ENABLE ALWAYS TRIGGER temporal_capture_insert, '
-                                        'ENABLE ALWAYS TRIGGER temporal_capture_update, ENABLE ALWAYS TRIGGER temporal_capture_delete, '
-                                        'ENABLE ALWAYS TRIGGER temporal_capture_truncate', current_schema_name, current_table_name);
-                PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'capture triggers changed',
-                                                                 jsonb_build_object('capture', state));
+            IF (SELECT c.relpersistence FROM pg_class c WHERE c.oid = altered) = 'u' THEN
+                RAISE EXCEPTION 'cannot make versioned table "%.%" unlogged', current_schema_name, current_table_name
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          DETAIL = 'Crash recovery empties an unlogged table without firing a trigger, so its history would stop matching it.',
+                          HINT = format('Turn versioning off first: temporal disable %I.%I', current_schema_name, current_table_name);
             END IF;
+            PERFORM temporal_versioning._follow_capture_state(vt, current_schema_name, current_table_name);
         END IF;
     END LOOP;
 END
@@ -95,8 +140,7 @@ BEGIN
                 END IF;
             END IF;
         ELSIF dropped.object_type = 'trigger' AND dropped.original
-              AND dropped.address_names[3] IN ('temporal_capture_insert', 'temporal_capture_update',
-                                               'temporal_capture_delete', 'temporal_capture_truncate') THEN
+              AND dropped.address_names[3] = ANY (temporal_versioning._capture_trigger_names()) THEN
             IF EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v
                        WHERE v.enabled AND v.schema_name = dropped.address_names[1]
                          AND v.table_name = dropped.address_names[2]) THEN

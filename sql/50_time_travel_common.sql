@@ -29,33 +29,47 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.live_columns(integer) IS
     'pg-temporal: the live columns of a versioned table and the history columns that keep them';
 
--- SQL for a jsonb object of the given columns of `alias`:
--- jsonb_build_object('a', alias."a", ...). Objects are built 50 columns at a
--- time and concatenated, since a function takes at most 100 arguments.
-CREATE OR REPLACE FUNCTION temporal_versioning.jsonb_object_sql(alias text, keys name[], sources name[])
+-- The generated SQL below may run with a caller's search_path (a client runs
+-- the as-of query itself, so that rows stream), so it names every built-in
+-- function and operator by its schema.
+
+-- SQL for a jsonb object of the given columns of `alias`, whose types are
+-- those of the same-named columns of source_relation:
+-- pg_catalog.jsonb_build_object('a', alias."a", ...). Objects are built 50
+-- columns at a time and concatenated, since a function takes at most 100
+-- arguments. Values of types a table owner could have given a cast to json
+-- become their text (see _jsonb_value_sql).
+CREATE OR REPLACE FUNCTION temporal_versioning.jsonb_object_sql(alias text, keys name[], sources name[], source_relation regclass)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(string_agg(chunk, ' || '), '''{}''::jsonb')
+    SELECT coalesce(string_agg(chunk, ' OPERATOR(pg_catalog.||) '), '''{}''::pg_catalog.jsonb')
     FROM (
-        SELECT 'jsonb_build_object(' || string_agg(format('%L, %s.%I', keys[i], alias, sources[i]), ', ' ORDER BY i) || ')' AS chunk
+        SELECT 'pg_catalog.jsonb_build_object(' || string_agg(
+                   format('%L::text, %s', keys[i],
+                          temporal_versioning._jsonb_value_sql(
+                              format('%s.%I', alias, sources[i]),
+                              (SELECT a.atttypid FROM pg_attribute a
+                               WHERE a.attrelid = source_relation AND a.attname = sources[i] AND NOT a.attisdropped))),
+                   ', ' ORDER BY i) || ')' AS chunk
         FROM generate_subscripts(keys, 1) AS i
         GROUP BY (i - 1) / 50
         ORDER BY (i - 1) / 50
     ) chunks;
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.jsonb_object_sql(text, name[], name[]) IS
-    'pg-temporal: SQL building a jsonb object from columns, for tables of any width';
+COMMENT ON FUNCTION temporal_versioning.jsonb_object_sql(text, name[], name[], regclass) IS
+    'pg-temporal: SQL building a jsonb object from columns, for tables of any width, without running a table owner''s cast';
 
--- SQL joining two aliases on the key: a."k1" = b."k1" AND a."k2" = b."k2".
+-- SQL joining two aliases on the key: a."k1" = b."k1" AND a."k2" = b."k2",
+-- with pg_catalog's equality.
 CREATE OR REPLACE FUNCTION temporal_versioning.key_join_sql(left_alias text, right_alias text, keys name[])
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT string_agg(format('%s.%I = %s.%I', left_alias, k, right_alias, k), ' AND ' ORDER BY i)
+    SELECT string_agg(format('%s.%I OPERATOR(pg_catalog.=) %s.%I', left_alias, k, right_alias, k), ' AND ' ORDER BY i)
     FROM unnest(keys) WITH ORDINALITY AS u(k, i);
 $$;
 
@@ -85,9 +99,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT format(
         '(SELECT h.* FROM temporal_versioning.%1$I h'
-        ' WHERE h.temporal_tx_id >= (SELECT coalesce(min(t.tx_id), 9223372036854775807)'
-        '                            FROM temporal_versioning.transactions t WHERE t.valid_from > $%2$s)'
-        '   AND h.temporal_tx_id IN (SELECT t.tx_id FROM temporal_versioning.transactions t WHERE t.valid_from > $%2$s))',
+        ' WHERE h.temporal_tx_id OPERATOR(pg_catalog.>=) (SELECT coalesce(pg_catalog.min(t.tx_id), 9223372036854775807)'
+        '       FROM temporal_versioning.transactions t WHERE t.valid_from OPERATOR(pg_catalog.>) $%2$s)'
+        '   AND h.temporal_tx_id OPERATOR(pg_catalog.=) ANY (SELECT t.tx_id FROM temporal_versioning.transactions t'
+        '       WHERE t.valid_from OPERATOR(pg_catalog.>) $%2$s))',
         history_table, param);
 $$;
 
@@ -106,12 +121,34 @@ AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
     instant timestamptz;
+    state text;
 BEGIN
     vt := temporal_versioning.find_versioned_table(schema_name, table_name);
     IF needs_live_table AND vt.table_oid IS NULL THEN
         RAISE EXCEPTION 'table "%.%" was dropped', schema_name, table_name
             USING ERRCODE = 'undefined_table',
                   DETAIL = format('Its history is kept in temporal_versioning.%I; the changes can be read with temporal log and temporal history.', vt.history_table);
+    END IF;
+    -- Reading the past through the live table needs every change since to be
+    -- in the history: not so while versioning is off or capture is paused.
+    IF needs_live_table AND NOT vt.enabled THEN
+        RAISE EXCEPTION 'versioning of "%.%" is off since %', schema_name, table_name, vt.disabled_at
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Changes made since then are not in its history, so the table cannot be rebuilt as it was.',
+                  HINT = format('The recorded changes can still be read with temporal log and temporal history; temporal enable %I.%I restarts the history.',
+                                vt.schema_name, vt.table_name);
+    END IF;
+    IF needs_live_table THEN
+        state := temporal_versioning.capture_state(vt.table_oid);
+        IF state <> 'enabled' THEN
+            RAISE EXCEPTION 'capture of "%.%" is %', schema_name, table_name, state
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Changes made while capture is not firing are not in the history, so the table cannot be rebuilt as it was.',
+                      HINT = format('Turn capture back on (ALTER TABLE %I.%I %s); the history restarts then.',
+                                    vt.schema_name, vt.table_name,
+                                    (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ')
+                                     FROM unnest(temporal_versioning._capture_trigger_names()) t));
+        END IF;
     END IF;
     FOREACH instant IN ARRAY instants LOOP
         IF instant IS NULL OR NOT isfinite(instant) THEN

@@ -3,8 +3,10 @@
 -- (get_row_history) and the log of changes (get_change_history).
 
 -- The query for the table as it was at the instant in $1, with the table's
--- live columns. The CLI runs it directly so rows stream; as_of() wraps it.
-CREATE OR REPLACE FUNCTION temporal_versioning.as_of_sql(versioned_table_id integer)
+-- live columns. The CLI runs it directly so rows stream; as_of() wraps it,
+-- `typed`, so that columns of a domain type are that domain again (which
+-- checks the domain's constraints); untyped they are of its base type.
+CREATE OR REPLACE FUNCTION temporal_versioning.as_of_sql(versioned_table_id integer, typed boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -16,7 +18,8 @@ DECLARE
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
     SELECT string_agg(format('s.%I', c.column_name), ', ' ORDER BY c.attnum),
-           string_agg(format('f.%I::%s AS %I', c.history_column, c.column_type, c.column_name), ', ' ORDER BY c.attnum)
+           string_agg(CASE WHEN typed THEN format('f.%I::%s AS %I', c.history_column, c.column_type, c.column_name)
+                           ELSE format('f.%I AS %I', c.history_column, c.column_name) END, ', ' ORDER BY c.attnum)
       INTO live_list, image_list
       FROM temporal_versioning.live_columns(vt.id) c;
     RETURN format(
@@ -25,7 +28,7 @@ BEGIN
         'SELECT %3$s FROM ONLY %4$s s'
         ' WHERE NOT EXISTS (SELECT 1 FROM first_after f WHERE %5$s) '
         'UNION ALL '
-        'SELECT %6$s FROM first_after f WHERE f.temporal_operation <> ''I''',
+        'SELECT %6$s FROM first_after f WHERE f.temporal_operation OPERATOR(pg_catalog.<>) ''I''::"char"',
         temporal_versioning.key_list_sql('h', vt.key_columns),
         temporal_versioning.changes_after_sql(vt.history_table, 1),
         live_list,
@@ -35,8 +38,27 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.as_of_sql(integer) IS
+COMMENT ON FUNCTION temporal_versioning.as_of_sql(integer, boolean) IS
     'pg-temporal: the query (instant in $1) reading a versioned table as it was at that instant';
+
+-- The same query, one jsonb object per row (for JSON output), built without
+-- running a cast a table owner could define (see jsonb_object_sql).
+CREATE OR REPLACE FUNCTION temporal_versioning.as_of_json_sql(versioned_table_id integer)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('SELECT %s FROM (%s) r',
+                  temporal_versioning.jsonb_object_sql('r', names, names, v.table_oid::regclass),
+                  temporal_versioning.as_of_sql(v.id))
+    FROM temporal_versioning.versioned_tables v,
+         LATERAL (SELECT array_agg(c.column_name ORDER BY c.attnum) AS names
+                  FROM temporal_versioning.live_columns(v.id) c) l
+    WHERE v.id = as_of_json_sql.versioned_table_id;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.as_of_json_sql(integer) IS
+    'pg-temporal: the as-of query (instant in $1) returning one jsonb object per row';
 
 -- Typed time travel for psql users and applications:
 --   SELECT * FROM temporal_versioning.as_of(NULL::public.customers, '2026-01-15 10:30+00');
@@ -58,7 +80,7 @@ BEGIN
         (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source),
         (SELECT c.relname FROM pg_class c WHERE c.oid = source), ARRAY[at]);
     PERFORM temporal_versioning.warn_schema_changes_since(vt, at);
-    RETURN QUERY EXECUTE temporal_versioning.as_of_sql(vt.id) USING at;
+    RETURN QUERY EXECUTE temporal_versioning.as_of_sql(vt.id, typed => true) USING at;
 END
 $$;
 
@@ -76,8 +98,7 @@ DECLARE
 BEGIN
     vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY["timestamp"]);
     PERFORM temporal_versioning.warn_schema_changes_since(vt, "timestamp");
-    RETURN QUERY EXECUTE format('SELECT to_jsonb(r) FROM (%s) r LIMIT $2', temporal_versioning.as_of_sql(vt.id))
-        USING "timestamp", "limit";
+    RETURN QUERY EXECUTE temporal_versioning.as_of_json_sql(vt.id) || ' LIMIT $2' USING "timestamp", "limit";
 END
 $$;
 
@@ -124,10 +145,10 @@ BEGIN
         'FROM states WHERE before::text IS DISTINCT FROM after::text',
         temporal_versioning.changes_after_sql(vt.history_table, 1),
         keys,
-        temporal_versioning.jsonb_object_sql('a', vt.key_columns, vt.key_columns),
-        temporal_versioning.jsonb_object_sql('a', names, history_names),
-        temporal_versioning.jsonb_object_sql('s', names, names),
-        temporal_versioning.jsonb_object_sql('b', names, history_names),
+        temporal_versioning.jsonb_object_sql('a', vt.key_columns, vt.key_columns, temporal_versioning._history_relation(vt)),
+        temporal_versioning.jsonb_object_sql('a', names, history_names, temporal_versioning._history_relation(vt)),
+        temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass),
+        temporal_versioning.jsonb_object_sql('b', names, history_names, temporal_versioning._history_relation(vt)),
         temporal_versioning.key_join_sql('b', 'a', vt.key_columns),
         vt.table_oid::regclass,
         temporal_versioning.key_join_sql('s', 'a', vt.key_columns),
@@ -188,7 +209,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN vt.table_oid IS NULL THEN 'NULL::jsonb' ELSE
         format('(SELECT %s FROM ONLY %s s WHERE %s)',
-               temporal_versioning.jsonb_object_sql('s', names, names), vt.table_oid::regclass, condition) END
+               temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass), vt.table_oid::regclass, condition) END
     FROM (SELECT array_agg(c.column_name ORDER BY c.attnum) AS names FROM temporal_versioning.live_columns(vt.id) c) l;
 $$;
 
@@ -284,7 +305,7 @@ BEGIN
         ' LEFT JOIN temporal_versioning.transactions t ON t.tx_id = r.tx_id'
         ' LEFT JOIN temporal_versioning.transactions n ON n.tx_id = r.next_tx '
         'ORDER BY r.version',
-        temporal_versioning.jsonb_object_sql('h', names, history_names),
+        temporal_versioning.jsonb_object_sql('h', names, history_names, temporal_versioning._history_relation(vt)),
         vt.history_table,
         key_condition,
         live_row,
@@ -382,11 +403,11 @@ BEGIN
         '     WHERE %7$s AND n.temporal_id > h.temporal_id ORDER BY n.temporal_id LIMIT 1) nx ON true) a '
         'ORDER BY h.temporal_id',
         vt.history_table,
-        temporal_versioning.jsonb_object_sql('h', vt.key_columns, vt.key_columns),
+        temporal_versioning.jsonb_object_sql('h', vt.key_columns, vt.key_columns, temporal_versioning._history_relation(vt)),
         names,
-        temporal_versioning.jsonb_object_sql('h', names, history_names),
+        temporal_versioning.jsonb_object_sql('h', names, history_names, temporal_versioning._history_relation(vt)),
         after_live,
-        temporal_versioning.jsonb_object_sql('n', names, history_names),
+        temporal_versioning.jsonb_object_sql('n', names, history_names, temporal_versioning._history_relation(vt)),
         temporal_versioning.key_join_sql('n', 'h', vt.key_columns))
     USING start_time, end_time, op, "limit", user_name, changeset_id;
 END
@@ -396,9 +417,12 @@ COMMENT ON FUNCTION temporal_versioning.get_change_history(text, text, timestamp
     'pg-temporal: the changes of a versioned table in a time window, with before and after, who and when';
 
 -- For clients that stream: checks the request like as_of() does, raises its
--- warnings, and returns the query to run with the instant as $1. Running it
--- directly avoids materializing a whole table inside a function.
-CREATE OR REPLACE FUNCTION temporal_versioning.prepare_as_of(schema_name text, table_name text, at timestamptz)
+-- warnings, and returns the query to run with the instant as $1 (rows, or one
+-- jsonb object per row with as_json). Running it directly avoids
+-- materializing a whole table inside a function; it names every built-in by
+-- its schema, so it is safe to run with any search_path.
+CREATE OR REPLACE FUNCTION temporal_versioning.prepare_as_of(schema_name text, table_name text, at timestamptz,
+                                                             as_json boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -408,9 +432,12 @@ DECLARE
 BEGIN
     vt := temporal_versioning.time_travel_table(schema_name, table_name, ARRAY[at]);
     PERFORM temporal_versioning.warn_schema_changes_since(vt, at);
+    IF as_json THEN
+        RETURN temporal_versioning.as_of_json_sql(vt.id);
+    END IF;
     RETURN temporal_versioning.as_of_sql(vt.id);
 END
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.prepare_as_of(text, text, timestamptz) IS
+COMMENT ON FUNCTION temporal_versioning.prepare_as_of(text, text, timestamptz, boolean) IS
     'pg-temporal: check an as-of request and return its query (instant in $1), for clients that stream rows';

@@ -2,9 +2,13 @@
 -- undoing one changeset or transaction across every table it touched
 -- (revert_changeset, revert_transaction).
 --
--- The functions that write the user's tables run with the caller's
--- search_path (they have no raised rights to protect), so that the table's own
--- triggers resolve names as they do for any other write.
+-- A revert runs with the caller's rights, usually a DBA's, on a table an
+-- application may own, so it must not resolve anything through a search_path
+-- the table's owner can write to: every function here pins search_path to
+-- pg_catalog, and only the DELETE, UPDATE and INSERT on the user's table run
+-- with the caller's own search_path (which the public entry points pass on),
+-- so that the table's triggers resolve names as for any other write. The SQL
+-- of those statements names every object and operator by its schema.
 --
 -- Both build a plan first: for every key the revert would touch, the action
 -- (delete, update, insert), the key, the row now (before) and the row after.
@@ -61,8 +65,9 @@ BEGIN
            array_agg(c.history_type ORDER BY c.attnum) FILTER (WHERE NOT c.is_generated AND c.attnum <> ALL (added))
       INTO names, history_names, kept, kept_history, kept_history_types
       FROM temporal_versioning.live_columns(vt.id) c;
-    SELECT coalesce(string_agg(temporal_versioning.differs_sql(format('s.%I', kept[i]), format('t.%I', kept_history[i]),
-                                                               kept_history_types[i]), ' OR ' ORDER BY i), 'false')
+    SELECT temporal_versioning.differs_sql(coalesce(array_agg(format('s.%I', kept[i]) ORDER BY i), '{}'),
+                                           coalesce(array_agg(format('t.%I', kept_history[i]) ORDER BY i), '{}'),
+                                           coalesce(kept_history_types, '{}'))
       INTO differs FROM generate_subscripts(kept, 1) i;
 
     RETURN format(
@@ -81,9 +86,9 @@ BEGIN
         targets_sql,
         vt.key_columns[1],
         differs,
-        temporal_versioning.jsonb_object_sql('t', vt.key_columns, vt.key_columns),
-        temporal_versioning.jsonb_object_sql('s', names, names),
-        temporal_versioning.jsonb_object_sql('t', kept, kept_history),
+        temporal_versioning.jsonb_object_sql('t', vt.key_columns, vt.key_columns, temporal_versioning._history_relation(vt)),
+        temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass),
+        temporal_versioning.jsonb_object_sql('t', kept, kept_history, temporal_versioning._history_relation(vt)),
         (SELECT string_agg(format('t.%I AS %I', kept_history[i], kept[i]), ', ' ORDER BY i) FROM generate_subscripts(kept, 1) i),
         vt.table_oid::regclass,
         temporal_versioning.key_join_sql('s', 't', vt.key_columns));
@@ -129,55 +134,61 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.revert_report_sql(text) IS
     'pg-temporal: the query reporting a revert plan, deletes first, then updates, then inserts';
 
--- Applies one action of a plan to its table: one DELETE, UPDATE or INSERT.
-CREATE OR REPLACE FUNCTION temporal_versioning.apply_revert_plan(
+-- The statement carrying out one action of a plan on its table: one DELETE,
+-- UPDATE or INSERT, or NULL when there is nothing to do. Every name in it is
+-- schema-qualified and every operator is pg_catalog's, since it runs with the
+-- caller's search_path.
+CREATE OR REPLACE FUNCTION temporal_versioning._revert_dml_sql(
     vt temporal_versioning.versioned_tables, plan regclass, action text)
-RETURNS bigint
-LANGUAGE plpgsql
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     columns name[];
     non_key name[];
-    done bigint;
+    chosen text;
 BEGIN
     columns := ARRAY(SELECT a.attname FROM pg_attribute a
                      WHERE a.attrelid = plan AND a.attnum > 0 AND NOT a.attisdropped
                        AND a.attname NOT IN ('temporal_action', 'temporal_key', 'temporal_before', 'temporal_after')
                      ORDER BY a.attnum);
     non_key := ARRAY(SELECT c FROM unnest(columns) c WHERE c <> ALL (vt.key_columns));
+    chosen := format('p.temporal_action OPERATOR(pg_catalog.=) %L::text', action);
     IF action = 'delete' THEN
-        EXECUTE format('DELETE FROM ONLY %s s USING %s p WHERE p.temporal_action = ''delete'' AND %s',
-                       vt.table_oid::regclass, plan, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+        RETURN format('DELETE FROM ONLY %s s USING %s p WHERE %s AND %s',
+                      vt.table_oid::regclass, plan, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
     ELSIF action = 'update' THEN
         IF cardinality(non_key) = 0 THEN
-            RETURN 0;
+            RETURN NULL;
         END IF;
-        EXECUTE format('UPDATE ONLY %s s SET (%s) = ROW(%s) FROM %s p WHERE p.temporal_action = ''update'' AND %s',
-                       vt.table_oid::regclass,
-                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(non_key) c),
-                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(non_key) c),
-                       plan, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
-    ELSE
-        EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s p WHERE p.temporal_action = ''insert''',
-                       vt.table_oid::regclass,
-                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) c),
-                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(columns) c),
-                       plan);
+        RETURN format('UPDATE ONLY %s s SET (%s) = ROW(%s) FROM %s p WHERE %s AND %s',
+                      vt.table_oid::regclass,
+                      (SELECT string_agg(format('%I', c), ', ') FROM unnest(non_key) c),
+                      (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(non_key) c),
+                      plan, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
     END IF;
-    GET DIAGNOSTICS done = ROW_COUNT;
-    RETURN done;
+    RETURN format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s p WHERE %s',
+                  vt.table_oid::regclass,
+                  (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) c),
+                  (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(columns) c),
+                  plan, chosen);
 END
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.apply_revert_plan(temporal_versioning.versioned_tables, regclass, text) IS
-    'pg-temporal: carry out the deletes, updates or inserts of a revert plan';
+COMMENT ON FUNCTION temporal_versioning._revert_dml_sql(temporal_versioning.versioned_tables, regclass, text) IS
+    'pg-temporal (internal): the DELETE, UPDATE or INSERT carrying out one action of a revert plan';
 
 -- Labels the changes of a real revert with changeset `label`, runs the plans
 -- of `tables` in foreign-key order (deletes children first, inserts parents
--- first), and puts the caller's changeset setting back.
-CREATE OR REPLACE FUNCTION temporal_versioning.run_revert(tables integer[], plans regclass[], label text)
+-- first) with the caller's search_path, and puts the caller's changeset
+-- setting back. The label ends with the revert's transaction id, so that two
+-- reverts to the same instant can each be undone by their changeset.
+CREATE OR REPLACE FUNCTION temporal_versioning._run_revert(
+    tables integer[], plans regclass[], label text, caller_search_path text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     previous text := current_setting('temporal.changeset_id', true);
@@ -185,12 +196,13 @@ DECLARE
     i integer;
     vt temporal_versioning.versioned_tables;
     action text;
+    statement text;
 BEGIN
     IF EXISTS (SELECT 1 FROM temporal_versioning.transactions t WHERE t.tx_id = txid_current_if_assigned()) THEN
         RAISE WARNING 'this transaction changed versioned tables before the revert: the revert is recorded under its context, not changeset %', label
             USING HINT = 'Run a revert in a transaction of its own.';
     END IF;
-    PERFORM set_config('temporal.changeset_id', label, true);
+    PERFORM set_config('temporal.changeset_id', format('%s:tx:%s', label, txid_current()), true);
 
     -- Positions in `tables`, parents (referenced tables) before children.
     WITH RECURSIVE edges AS (
@@ -212,7 +224,13 @@ BEGIN
         FOR i IN SELECT CASE WHEN action = 'delete' THEN ordered[cardinality(ordered) + 1 - k] ELSE ordered[k] END
                  FROM generate_subscripts(ordered, 1) k LOOP
             SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
-            PERFORM temporal_versioning.apply_revert_plan(vt, plans[i], action);
+            statement := temporal_versioning._revert_dml_sql(vt, plans[i], action);
+            CONTINUE WHEN statement IS NULL;
+            -- The user's table, its triggers and constraints see the caller's
+            -- search_path; this function's own SET puts ours back on return.
+            PERFORM set_config('search_path', caller_search_path, true);
+            EXECUTE statement;
+            PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
         END LOOP;
     END LOOP;
 
@@ -220,13 +238,14 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.run_revert(integer[], regclass[], text) IS
-    'pg-temporal: apply revert plans in foreign-key order under a revert: changeset';
+COMMENT ON FUNCTION temporal_versioning._run_revert(integer[], regclass[], text, text) IS
+    'pg-temporal (internal): apply revert plans in foreign-key order under a revert: changeset';
 
-CREATE OR REPLACE FUNCTION temporal_versioning.revert_table_data(
-    schema_name text, table_name text, "timestamp" timestamptz, dry_run boolean DEFAULT true)
+CREATE OR REPLACE FUNCTION temporal_versioning._revert_table_data(
+    schema_name text, table_name text, "timestamp" timestamptz, dry_run boolean, caller_search_path text)
 RETURNS TABLE (action text, key jsonb, before jsonb, after jsonb)
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
@@ -249,10 +268,23 @@ BEGIN
     -- Readers go on; writers wait until the revert commits.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
     plan := temporal_versioning.materialize_revert_plan(vt, plan_sql, "timestamp");
-    PERFORM temporal_versioning.run_revert(ARRAY[vt.id], ARRAY[plan],
-        format('revert:%I.%I:to:%s', vt.schema_name, vt.table_name, "timestamp"));
+    PERFORM temporal_versioning._run_revert(ARRAY[vt.id], ARRAY[plan],
+        format('revert:%I.%I:to:%s', vt.schema_name, vt.table_name, "timestamp"), caller_search_path);
     RETURN QUERY EXECUTE temporal_versioning.revert_report_sql(plan::text);
 END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._revert_table_data(text, text, timestamptz, boolean, text) IS
+    'pg-temporal (internal): revert_table_data, with the caller''s search_path for the statements on the table';
+
+-- The public entry points are SQL functions without a SET clause, so that
+-- they can hand the caller's search_path on; they name nothing unqualified.
+CREATE OR REPLACE FUNCTION temporal_versioning.revert_table_data(
+    schema_name text, table_name text, "timestamp" timestamptz, dry_run boolean DEFAULT true)
+RETURNS TABLE (action text, key jsonb, before jsonb, after jsonb)
+LANGUAGE sql
+AS $$
+    SELECT * FROM temporal_versioning._revert_table_data($1, $2, $3, $4, pg_catalog.current_setting('search_path'));
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.revert_table_data(text, text, timestamptz, boolean) IS
@@ -262,10 +294,11 @@ COMMENT ON FUNCTION temporal_versioning.revert_table_data(text, text, timestampt
 -- touched (or only in schema_name.table_name). A key changed again by another
 -- transaction afterwards is a conflict: nothing is reverted, and the
 -- conflicting keys are listed.
-CREATE OR REPLACE FUNCTION temporal_versioning.revert_transactions(
-    tx_ids bigint[], label text, dry_run boolean, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION temporal_versioning._revert_transactions(
+    tx_ids bigint[], label text, dry_run boolean, schema_name text, table_name text, caller_search_path text)
 RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
@@ -311,7 +344,7 @@ BEGIN
             'SELECT string_agg(DISTINCT %3$s::text, '', '') FROM mine m JOIN temporal_versioning.%2$I h ON %4$s'
             ' WHERE h.temporal_id > m.temporal_id AND h.temporal_tx_id <> ALL ($1)',
             temporal_versioning.key_list_sql('h', vt.key_columns), vt.history_table,
-            temporal_versioning.jsonb_object_sql('m', vt.key_columns, vt.key_columns),
+            temporal_versioning.jsonb_object_sql('m', vt.key_columns, vt.key_columns, temporal_versioning._history_relation(vt)),
             temporal_versioning.key_join_sql('h', 'm', vt.key_columns))
         INTO conflicts USING tx_ids;
         IF conflicts IS NOT NULL THEN
@@ -337,7 +370,7 @@ BEGIN
             SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
             plans := plans || temporal_versioning.materialize_revert_plan(vt, plan_sqls[i], tx_ids);
         END LOOP;
-        PERFORM temporal_versioning.run_revert(tables, plans, 'revert:' || label);
+        PERFORM temporal_versioning._run_revert(tables, plans, 'revert:' || label, caller_search_path);
     END IF;
     FOR i IN 1 .. cardinality(tables) LOOP
         SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = tables[i];
@@ -349,17 +382,29 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.revert_transactions(bigint[], text, boolean, text, text) IS
-    'pg-temporal: undo the changes of some transactions in every versioned table they touched';
+COMMENT ON FUNCTION temporal_versioning._revert_transactions(bigint[], text, boolean, text, text, text) IS
+    'pg-temporal (internal): undo the changes of some transactions in every versioned table they touched';
+
+CREATE OR REPLACE FUNCTION temporal_versioning._changeset_transactions(changeset_id text)
+RETURNS bigint[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY(SELECT t.tx_id FROM temporal_versioning.transactions t
+                 WHERE t.changeset_id = _changeset_transactions.changeset_id ORDER BY t.tx_id);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._changeset_transactions(text) IS
+    'pg-temporal (internal): the transactions recorded under a changeset';
 
 CREATE OR REPLACE FUNCTION temporal_versioning.revert_changeset(
     changeset_id text, dry_run boolean DEFAULT true, schema_name text DEFAULT NULL, table_name text DEFAULT NULL)
 RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
 LANGUAGE sql
 AS $$
-    SELECT * FROM temporal_versioning.revert_transactions(
-        ARRAY(SELECT t.tx_id FROM temporal_versioning.transactions t WHERE t.changeset_id = revert_changeset.changeset_id),
-        format('changeset %s', changeset_id), dry_run, schema_name, table_name);
+    SELECT * FROM temporal_versioning._revert_transactions(
+        temporal_versioning._changeset_transactions($1), pg_catalog.format('changeset %s', $1), $2, $3, $4,
+        pg_catalog.current_setting('search_path'));
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.revert_changeset(text, boolean, text, text) IS
@@ -370,8 +415,8 @@ CREATE OR REPLACE FUNCTION temporal_versioning.revert_transaction(
 RETURNS TABLE (source_table text, action text, key jsonb, before jsonb, after jsonb)
 LANGUAGE sql
 AS $$
-    SELECT * FROM temporal_versioning.revert_transactions(
-        ARRAY[tx_id], format('transaction %s', tx_id), dry_run, schema_name, table_name);
+    SELECT * FROM temporal_versioning._revert_transactions(
+        ARRAY[$1], pg_catalog.format('transaction %s', $1), $2, $3, $4, pg_catalog.current_setting('search_path'));
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.revert_transaction(bigint, boolean, text, text) IS

@@ -11,3 +11,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA temporal_versioning FROM PUBLIC;
 -- Any role may label its own transactions.
 GRANT USAGE ON SCHEMA temporal_versioning TO PUBLIC;
 GRANT EXECUTE ON FUNCTION temporal_versioning.set_change_context(text, text) TO PUBLIC;
+-- The capture triggers run with the writer's rights until the capture
+-- function itself, which is SECURITY DEFINER and revokes PUBLIC's EXECUTE.
+GRANT EXECUTE ON FUNCTION temporal_versioning._emit_change_context() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION temporal_versioning._emit_context_message(text, text) TO PUBLIC;

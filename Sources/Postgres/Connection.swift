@@ -43,7 +43,8 @@ public final class Connection {
             throw PostgresError(kind: .connection, message: "out of memory while connecting")
         }
         guard PQstatus(connection) == CONNECTION_OK else {
-            let message = String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines()
+            let message = ConnInfoSecrets.redact(
+                String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines(), conninfo: conninfo)
             PQfinish(connection)
             throw PostgresError(kind: .connection, sqlState: "08001", message: message)
         }

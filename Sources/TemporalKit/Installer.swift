@@ -20,6 +20,11 @@ public enum Installer {
 
     public static func install(on connection: Connection) throws -> InstallReport {
         try connection.transaction {
+            // Every name in the SQL is schema-qualified; with search_path
+            // pinned, no type, function or operator a role with CREATE on a
+            // schema of the installer's path planted can stand in for a
+            // built-in while pg-temporal's objects are created.
+            try connection.execute("SET LOCAL search_path = pg_catalog, pg_temp")
             // Two installs racing would both see a migration as pending.
             try connection.query("SELECT pg_advisory_xact_lock(hashtext('pg-temporal install'))")
             // "already exists, skipping" notices are expected on every upgrade.
@@ -53,9 +58,10 @@ public enum Installer {
                 try connection.execute(file.text)
             }
             // Capture functions are generated code: regenerate them so that an
-            // upgrade reaches tables versioned by an earlier release.
+            // upgrade reaches tables versioned by an earlier release, and add
+            // the capture triggers a newer release brought.
             try connection.query("""
-                SELECT temporal_versioning.build_capture_function(id)
+                SELECT temporal_versioning.build_capture_function(id), temporal_versioning.create_capture_triggers(id)
                 FROM temporal_versioning.versioned_tables
                 WHERE enabled AND table_oid IS NOT NULL
                 ORDER BY id
@@ -75,7 +81,7 @@ public enum Installer {
     /// The version of the SQL installed in the connected database, or nil.
     public static func installedVersion(on connection: Connection) throws -> String? {
         let present = try connection.query(
-            "SELECT to_regprocedure('temporal_versioning.version()') IS NOT NULL").scalar == "t"
+            "SELECT pg_catalog.to_regprocedure('temporal_versioning.version()') IS NOT NULL").scalar == "t"
         guard present else { return nil }
         return try connection.query("SELECT temporal_versioning.version()").scalar
     }

@@ -25,21 +25,21 @@ public enum TableResolver {
         // to_regclass parses the name with PostgreSQL's own rules and returns
         // NULL for a table that does not exist; bad syntax is PostgreSQL's error.
         let live = try connection.query("""
-            SELECT n.nspname, c.relname, format('%I.%I', n.nspname, c.relname)
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = to_regclass($1)
+            SELECT n.nspname, c.relname, pg_catalog.format('%I.%I', n.nspname, c.relname)
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+            WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
             """, [text])
         if let table = tableName(live) { return table }
 
         if includingDropped, try Installer.installedVersion(on: connection) != nil {
             let dropped = try connection.query("""
-                SELECT v.schema_name, v.table_name, format('%I.%I', v.schema_name, v.table_name)
-                FROM temporal_versioning.versioned_tables v, parse_ident($1) AS p(parts)
+                SELECT v.schema_name, v.table_name, pg_catalog.format('%I.%I', v.schema_name, v.table_name)
+                FROM temporal_versioning.versioned_tables v, pg_catalog.parse_ident($1) AS p(parts)
                 WHERE v.table_oid IS NULL
-                  AND v.table_name = p.parts[cardinality(p.parts)]
-                  AND CASE cardinality(p.parts)
-                          WHEN 1 THEN v.schema_name = ANY (current_schemas(false))
-                          WHEN 2 THEN v.schema_name = p.parts[1]
+                  AND v.table_name OPERATOR(pg_catalog.=) p.parts[pg_catalog.cardinality(p.parts)]
+                  AND CASE pg_catalog.cardinality(p.parts)
+                          WHEN 1 THEN v.schema_name OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))
+                          WHEN 2 THEN v.schema_name OPERATOR(pg_catalog.=) p.parts[1]
                           ELSE false END
                 ORDER BY v.id DESC LIMIT 1
                 """, [text])

@@ -16,9 +16,12 @@ public struct TimeTravel {
         var instants: [String] = []
         for text in texts {
             let row = try connection.query(
-                "SELECT isfinite($1::timestamptz), to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+                """
+                SELECT pg_catalog.isfinite($1::pg_catalog.timestamptz),
+                       pg_catalog.to_char(pg_catalog.timezone('UTC', $1::pg_catalog.timestamptz), 'YYYY-MM-DD HH24:MI:SS.US')
+                """,
                 [text]).rows[0]
-            guard row[0] == "t", let instant = row[1] else {
+            guard row[0] == "t", let instant = row[1].map({ $0 + "+00" }) else {
                 throw PostgresError(
                     kind: .server, sqlState: SQLState.invalidParameterValue,
                     message: "instant \"\(text)\" is not a finite point in time")
@@ -30,10 +33,12 @@ public struct TimeTravel {
     }
 
     /// The query for `table` as it was at `instant` (in $1), after the checks
-    /// and warnings of as_of(); the caller runs it, so rows can stream.
-    public func asOfQuery(_ table: TableName, at instant: String, limit: Int?) throws -> (sql: String, parameters: [any PostgresParameter]) {
+    /// and warnings of as_of(); the caller runs it, so rows can stream. With
+    /// `json`, each row is one jsonb object. The query names every built-in
+    /// by its schema, so it is safe under any search_path.
+    public func asOfQuery(_ table: TableName, at instant: String, limit: Int?, json: Bool = false) throws -> (sql: String, parameters: [any PostgresParameter]) {
         let sql = try connection.query(
-            "SELECT temporal_versioning.prepare_as_of($1, $2, $3)", [table.schema, table.name, instant]).scalar ?? ""
+            "SELECT temporal_versioning.prepare_as_of($1, $2, $3, $4)", [table.schema, table.name, instant, json]).scalar ?? ""
         if let limit { return ("\(sql) LIMIT $2", [instant, limit]) }
         return (sql, [instant])
     }
@@ -48,7 +53,7 @@ public struct TimeTravel {
         return try connection.query("""
             SELECT h.version, h.change_type, h.valid_from, h.valid_to, h.db_user, h.user_id, h.changeset,
                    h.tx_id, h.changed_columns, r.*
-            FROM \(source) h LEFT JOIN LATERAL jsonb_populate_record(NULL::\(table.qualified), h.row_data) r ON true
+            FROM \(source) h LEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::\(table.qualified), h.row_data) r ON true
             ORDER BY h.version
             """, [table.schema, table.name, keyObject])
     }
@@ -76,7 +81,7 @@ public struct TimeTravel {
     /// `changes` column instead of the before and after objects.
     public func log(_ table: TableName, _ filter: LogFilter, summary: Bool) throws -> QueryResult {
         let source = """
-            temporal_versioning.get_change_history($1, $2, $3::timestamptz, $4::timestamptz, $5, $6::integer, $7, $8)
+            temporal_versioning.get_change_history($1, $2, $3::pg_catalog.timestamptz, $4::pg_catalog.timestamptz, $5, $6::pg_catalog.int4, $7, $8)
             """
         let parameters: [(any PostgresParameter)?] = [
             table.schema, table.name, filter.since, filter.until, filter.operation, filter.limit, filter.user, filter.changeset,
@@ -86,12 +91,14 @@ public struct TimeTravel {
         }
         return try connection.query("""
             SELECT l.temporal_id, l.changed_at, l.change_type, l.key, l.db_user, l.user_id, l.changeset, l.tx_id,
-                   CASE l.change_type
-                       WHEN 'UPDATE' THEN (SELECT string_agg(format('%s: %s -> %s', c, coalesce(l.before->>c, 'NULL'),
-                                                                    coalesce(l.after->>c, 'NULL')), ', ')
-                                           FROM unnest(l.changed_columns) c)
-                       WHEN 'INSERT' THEN l.after::text
-                       ELSE l.before::text END AS changes
+                   CASE
+                       WHEN l.change_type OPERATOR(pg_catalog.=) 'UPDATE' THEN (SELECT pg_catalog.string_agg(
+                                                      pg_catalog.format('%s: %s -> %s', c,
+                                                                        coalesce(l.before OPERATOR(pg_catalog.->>) c, 'NULL'),
+                                                                        coalesce(l.after OPERATOR(pg_catalog.->>) c, 'NULL')), ', ')
+                                           FROM pg_catalog.unnest(l.changed_columns) c)
+                       WHEN l.change_type OPERATOR(pg_catalog.=) 'INSERT' THEN l.after::pg_catalog.text
+                       ELSE l.before::pg_catalog.text END AS changes
             FROM \(source) l
             """, parameters)
     }
@@ -116,7 +123,7 @@ public struct TimeTravel {
         switch target {
         case let .instant(table, instant):
             return try connection.query("""
-                SELECT format('%I.%I', $1::text, $2::text) AS source_table, r.*
+                SELECT pg_catalog.format('%I.%I', $1::pg_catalog.text, $2::pg_catalog.text) AS source_table, r.*
                 FROM temporal_versioning.revert_table_data($1, $2, $3, $4) r
                 """, [table.schema, table.name, instant, dryRun])
         case let .changeset(id, table):
@@ -131,6 +138,6 @@ public struct TimeTravel {
     }
 
     private func tableExists(_ table: TableName) throws -> Bool {
-        try connection.query("SELECT to_regclass($1) IS NOT NULL", [table.qualified]).scalar == "t"
+        try connection.query("SELECT pg_catalog.to_regclass($1) IS NOT NULL", [table.qualified]).scalar == "t"
     }
 }

@@ -41,10 +41,10 @@ struct AsOf: DatabaseCommand {
         let name = try TableResolver.resolve(table, on: database)
         let timeTravel = TimeTravel(connection: database)
         let instant = try timeTravel.resolveInstants([at])[0]
-        let query = try timeTravel.asOfQuery(name, at: instant, limit: limit)
+        let query = try timeTravel.asOfQuery(name, at: instant, limit: limit, json: output.format == .json)
         let renderer = Renderer(format: output.format)
         if output.format == .json {
-            try renderer.streamJSONObjects(database, "SELECT to_jsonb(r) FROM (\(query.sql)) r", query.parameters)
+            try renderer.streamJSONObjects(database, query.sql, query.parameters)
         } else {
             try renderer.stream(database, query.sql, query.parameters)
         }

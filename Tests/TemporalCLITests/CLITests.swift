@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import TemporalKit
 import TestSupport
 import Testing
 
@@ -18,7 +19,7 @@ struct CLITests {
 
         let install = try temporal(["install"], database)
         #expect(install.status == 0, "\(install)")
-        #expect(install.stdout.hasPrefix("pg-temporal 0.1.0 installed in database \"\(database.name)\""))
+        #expect(install.stdout.hasPrefix("pg-temporal \(Installer.bundledVersion) installed in database \"\(database.name)\""))
         #expect(install.stderr.isEmpty, "\(install)")
         #expect(try temporal(["install"], database).stdout.contains("is up to date"))
 
@@ -149,6 +150,6 @@ struct CLITests {
         }
         let root = try TemporalCommand.run(["--help"])
         #expect(root.stdout.contains("SUBCOMMANDS:"))
-        #expect(try TemporalCommand.run(["--version"]).stdout == "0.1.0\n")
+        #expect(try TemporalCommand.run(["--version"]).stdout == Installer.bundledVersion + "\n")
     }
 }

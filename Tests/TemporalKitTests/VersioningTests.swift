@@ -28,7 +28,7 @@ struct VersioningTests {
         #expect(try connection.column("""
             SELECT tgname || ' ' || tgenabled::text FROM pg_trigger WHERE tgrelid = 'customers'::regclass ORDER BY 1
             """) == [
-                "temporal_capture_delete A", "temporal_capture_insert A",
+                "temporal_capture_context A", "temporal_capture_delete A", "temporal_capture_insert A",
                 "temporal_capture_truncate A", "temporal_capture_update A",
             ])
     }
