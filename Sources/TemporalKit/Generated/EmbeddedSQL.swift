@@ -2196,9 +2196,10 @@ BEGIN
             CONTINUE WHEN statement IS NULL;
             -- The user's table, its triggers and constraints see the caller's
             -- search_path; this function's own SET puts ours back on return.
-            PERFORM set_config('search_path', caller_search_path, true);
+            PERFORM pg_catalog.set_config('search_path', caller_search_path, true);
             EXECUTE statement;
-            PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
+            -- (Qualified: this runs while the caller's search_path is in force.)
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         END LOOP;
     END LOOP;
 
