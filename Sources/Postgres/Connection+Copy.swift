@@ -11,7 +11,7 @@ extension Connection {
         let status = PQresultStatus(started)
         if status != PGRES_COPY_IN {
             defer { PQclear(started) }
-            throw PostgresError(result: started)
+            throw failure(started)
         }
         PQclear(started)
 
@@ -30,7 +30,7 @@ extension Connection {
             if PQresultStatus(result) == PGRES_COMMAND_OK {
                 rows = Int(String(cString: PQcmdTuples(result))) ?? 0
             } else if failure == nil {
-                failure = PostgresError(result: result)
+                failure = self.failure(result)
             }
             PQclear(result)
         }

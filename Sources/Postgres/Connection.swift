@@ -46,7 +46,12 @@ public final class Connection {
             let message = ConnInfoSecrets.redact(
                 String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines(), conninfo: conninfo)
             PQfinish(connection)
-            throw PostgresError(kind: .connection, sqlState: "08001", message: message)
+            // libpq gives no SQLSTATE for a failed connection; a refused login
+            // is told apart, since no retry can cure it.
+            let refused = message.contains("authentication failed") || message.contains("no pg_hba.conf entry")
+            throw PostgresError(kind: .connection,
+                                sqlState: refused ? SQLState.invalidAuthorizationSpecification : SQLState.connectionFailure,
+                                message: message)
         }
         handle = connection
         PQsetNoticeReceiver(handle, { context, result in
@@ -153,11 +158,16 @@ public final class Connection {
         switch PQresultStatus(result) {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
             return QueryResult(result: result)
-        case PGRES_FATAL_ERROR where PQstatus(handle) != CONNECTION_OK:
-            throw PostgresError(result: result, kind: .connection)
         default:
-            throw PostgresError(result: result)
+            throw failure(result)
         }
+    }
+
+    /// The error a failed result reports. When the connection itself is gone
+    /// (libpq's own "server closed the connection unexpectedly" carries no
+    /// SQLSTATE), it is a connection error, which a caller may wait out.
+    func failure(_ result: OpaquePointer) -> PostgresError {
+        PostgresError(result: result, kind: PQstatus(handle) == CONNECTION_OK ? .server : .connection)
     }
 
     var lastErrorMessage: String {
@@ -227,7 +237,7 @@ extension Connection {
             case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
                 if columns.isEmpty { columns = QueryResult(result: result).columns }
             default:
-                failure = PostgresError(result: result)
+                failure = self.failure(result)
             }
         }
         if let failure { throw failure }

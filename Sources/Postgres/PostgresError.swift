@@ -54,8 +54,10 @@ public struct PostgresError: Error, Sendable, Equatable {
 
     /// Whether the connection was lost, or the server is shutting down or
     /// not yet accepting connections (SQLSTATE classes 08 and 57P, but not
-    /// 57P04, a dropped database): trying again later can succeed.
+    /// 57P04, a dropped database, nor a refused login): trying again later can succeed.
     public var isTransient: Bool {
+        // A refused login (28xxx) does not cure itself by waiting.
+        if sqlState?.hasPrefix("28") == true { return false }
         if kind == .connection { return true }
         guard let sqlState else { return false }
         return sqlState.hasPrefix("08") || (sqlState.hasPrefix("57P") && sqlState != "57P04")
@@ -89,6 +91,9 @@ public enum SQLState {
     public static let datetimeFieldOverflow = "22008"
     public static let invalidTextRepresentation = "22P02"
     public static let objectNotInPrerequisiteState = "55000"
+    public static let objectInUse = "55006"
+    public static let invalidAuthorizationSpecification = "28000"
+    public static let connectionFailure = "08001"
     public static let readOnlySQLTransaction = "25006"
     public static let foreignKeyViolation = "23503"
     public static let uniqueViolation = "23505"

@@ -113,44 +113,16 @@ struct StreamRun: ParsableCommand {
             }
             pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
             let showProgress = isatty(STDERR_FILENO) == 1
-            // Once streaming has begun, a lost connection (a restarted server,
-            // a terminated walsender, a network cut) is waited out: the stream
-            // starts again from the slot's confirmed position, and the sink
-            // skips what it already holds.
-            var streamed = false
-            var backoff = 1.0
-            while true {
-                let streamer = Streamer(configuration: configuration, sink: sink, stop: streamStop, logger: logger) { progress in
-                    guard showProgress else { return }
-                    // No Foundation formatters here: on Linux they leak a little at every call.
-                    let lag = progress.lagBytes < 1 << 20 ? "\(progress.lagBytes / 1024) KiB" : "\(progress.lagBytes >> 20) MiB"
-                    writeStandardError("\r\(progress.eventsWritten) events  \(Int(progress.eventsPerSecond))/s  lag \(lag)  at \(progress.flushed)   ")
-                }
-                do {
-                    let position = try streamer.run()
-                    if showProgress { writeStandardError("\n") }
-                    logger.info("confirmed up to \(position)")
-                    return
-                } catch let error as PostgresError
-                            where (streamed || streamer.started) && (error.isTransient || error.sqlState == "55006") {
-                    // 55006: the slot is still held by the walsender of the lost connection.
-                    // A stream that got going means the last outage was over: start the backoff afresh.
-                    if streamer.started { backoff = 1 }
-                    streamed = true
-                    if showProgress { writeStandardError("\n") }
-                    let reason = error.message.split(whereSeparator: \.isNewline)
-                        .map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
-                    logger.warning("\(reason); streaming again in \(Int(backoff)) s from the slot's confirmed position")
-                    let deadline = Date().addingTimeInterval(backoff)
-                    while Date() < deadline && !streamStop.isRequested { Thread.sleep(forTimeInterval: 0.05) }
-                    if streamStop.isRequested {
-                        logger.info("stopped while waiting for PostgreSQL; nothing unconfirmed is lost, it will be sent again")
-                        return
-                    }
-                    backoff = min(backoff * 2, 30)
-                    try sink.resume()
-                }
+            let supervisor = StreamSupervisor(configuration: configuration, sink: sink, stop: streamStop, logger: logger) { progress in
+                guard showProgress else { return }
+                // No Foundation formatters here: on Linux they leak a little at every call.
+                let lag = progress.lagBytes < 1 << 20 ? "\(progress.lagBytes / 1024) KiB" : "\(progress.lagBytes >> 20) MiB"
+                writeStandardError("\r\(progress.eventsWritten) events  \(Int(progress.eventsPerSecond))/s  lag \(lag)  at \(progress.flushed)   ")
             }
+            supervisor.onReconnect = { _, _ in if showProgress { writeStandardError("\n") } }
+            let position = try supervisor.run()
+            if showProgress { writeStandardError("\n") }
+            if let position { logger.info("confirmed up to \(position)") }
         } catch let error as PostgresError {
             printError(error.psqlDescription)
             throw ExitCode(error.kind == .connection ? 2 : 1)

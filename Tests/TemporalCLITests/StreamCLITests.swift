@@ -251,20 +251,31 @@ struct StreamCLITests {
                 Thread.sleep(forTimeInterval: 0.005)
             }
         }.start()
-        // Cut the replication connection under the stream, as a restarted server or a network would.
+        // Cut the replication connection under the stream, as a restarted server or a network would;
+        // then cut again the moment the stream connects anew, while it is still starting up.
         var terminated = 0
+        var cutWhileStarting = 0
         for _ in 0..<4 {
             Thread.sleep(forTimeInterval: Double.random(in: 0.2...0.6))
-            for _ in 0..<100 {   // once the stream is back on the slot
+            for _ in 0..<200 {   // once the stream is back on the slot
                 let count = Int(try setup.db.value("""
                     SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL
                     """, [setup.slot]) ?? "0") ?? 0
                 if count > 0 { terminated += 1; break }
                 Thread.sleep(forTimeInterval: 0.05)
             }
+            for _ in 0..<2000 {   // the first of its new connections to appear
+                let count = Int(try setup.db.value("""
+                    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                    WHERE datname = $1 AND application_name = 'temporal stream' AND pid <> pg_backend_pid()
+                    """, [setup.database.name]) ?? "0") ?? 0
+                if count > 0 { cutWhileStarting += 1; break }
+                Thread.sleep(forTimeInterval: 0.005)
+            }
         }
         writes.wait()
         #expect(terminated == 4, "the stream came back on the slot after each cut")
+        #expect(cutWhileStarting == 4, "the stream was cut again while starting anew")
         var lines: [String] = []
         for _ in 0..<600 {
             lines = (try? String(contentsOf: setup.file, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? []

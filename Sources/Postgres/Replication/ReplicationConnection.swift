@@ -48,7 +48,7 @@ public final class ReplicationConnection: @unchecked Sendable {
             }
             defer { PQclear(result) }
             guard PQresultStatus(result) == PGRES_COPY_BOTH else {
-                throw PostgresError(result: result)
+                throw connection.failure(result)
             }
         }
     }
@@ -121,7 +121,7 @@ public final class ReplicationConnection: @unchecked Sendable {
         var failure: PostgresError?
         while let result = PQgetResult(connection.handle) {
             if PQresultStatus(result) == PGRES_FATAL_ERROR, failure == nil {
-                failure = PostgresError(result: result)
+                failure = connection.failure(result)
             }
             PQclear(result)
         }
