@@ -111,6 +111,46 @@ struct StreamTests {
         #expect(try fixture.confirmed >= LSN(events.last!["metadata"].map { ($0 as! [String: Any])["commitLsn"] as! String }!)!)
     }
 
+    @Test("SET LOCAL context of a versioned table reaches the stream as it reaches the history, once per transaction")
+    func setLocalContext() throws {
+        let fixture = try StreamFixture(items)
+        let db = fixture.db
+        _ = try Installer.install(on: db)
+        try Versioning(connection: db).enable(TableResolver.resolve("items", on: db))
+        try db.execute("""
+            BEGIN; SET LOCAL temporal.user_id = 'user123'; SET LOCAL temporal.changeset_id = 'cs-42';
+            INSERT INTO items VALUES (1, 'a', 1, NULL); UPDATE items SET name = 'b' WHERE id = 1;
+            COMMIT;
+            BEGIN; SET LOCAL temporal.user_id = 'user456';
+            SAVEPOINT s; UPDATE items SET name = 'c' WHERE id = 1; ROLLBACK TO SAVEPOINT s;
+            UPDATE items SET name = 'd' WHERE id = 1;
+            COMMIT;
+            """)
+        try db.execute("UPDATE items SET name = 'e' WHERE id = 1")
+        try db.execute("BEGIN; SELECT temporal_versioning.set_change_context('user789', 'cs-7'); UPDATE items SET name = 'f' WHERE id = 1; COMMIT;")
+        // One context message per transaction that set one, not one per statement
+        // (the one written in the rolled-back savepoint is gone with it).
+        let messages = try db.value("""
+            SELECT count(*) FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1',
+                'publication_names', 'pub', 'messages', 'true') WHERE get_byte(data, 0) = 77
+            """, [fixture.slot])
+        #expect(messages == "3")
+        try fixture.streamToNow(try JSONLinesSink(path: fixture.file.path))
+        let events = try fixture.events()
+        let stream = events.map { "\($0["userId"] as? String ?? "-")/\($0["changesetId"] as? String ?? "-")" }
+        let history = try db.column("""
+            SELECT coalesce(t.user_id, '-') || '/' || coalesce(t.changeset_id, t.tx_id::text)
+            FROM temporal_versioning.items_history h JOIN temporal_versioning.transactions t ON t.tx_id = h.temporal_tx_id
+            ORDER BY h.temporal_id
+            """)
+        #expect(stream.count == 5)
+        #expect(stream == history.map { $0 ?? "" })
+        #expect(Array(stream.prefix(2)) == ["user123/cs-42", "user123/cs-42"])
+        #expect(stream[2].hasPrefix("user456/"), "the context outlives a rolled-back savepoint that first wrote it")
+        #expect(stream[3].hasPrefix("-/"))
+        #expect(stream[4] == "user789/cs-7")
+    }
+
     @Test("written but not confirmed: a replay adds nothing to the file, and a line cut short is removed")
     func fileReplay() throws {
         let fixture = try StreamFixture(items)
