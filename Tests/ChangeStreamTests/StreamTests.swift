@@ -277,6 +277,39 @@ struct StreamTests {
         #expect(try reader.documents(database: database, collection: "changeEvents").count == 2)
     }
 
+    @Test("MongoDB: json and jsonb keep their value, read back with pymongo: $-keys stay keys, no number wraps, zeroes or turns into a string")
+    func mongoJSONValues() throws {
+        let fixture = try StreamFixture("CREATE TABLE items (id int PRIMARY KEY, doc jsonb);")
+        try fixture.db.execute(#"""
+            INSERT INTO items VALUES
+             (1, '{"$date": "2020-01-01T00:00:00Z"}'),
+             (2, '{"$numberLong": "5"}'),
+             (3, '{"w": {"$oid": "5f1d7a3c2b9e4a0012345678"}}'),
+             (4, '{"n": 12345678901234567890123}'),
+             (5, '{"n": 9223372036854775808}'),
+             (6, '1e400'),
+             (7, '[1, {"$regex": "a"}]'),
+             (8, '{"$numberDecimal": "x"}'),
+             (9, '{"a.b": 1, "s": "\u00e9\n\ud83d\ude00", "f": 0.1, "m": -0.5e-3, "t": [true, false, null]}'),
+             (10, '123456789012345678901234567890123456789'),
+             (11, '1e-400');
+            """#)
+        let reader = try MongoReader.testServer()
+        let database = fixture.database.name
+        let sink = try MongoSink(uri: reader.uri, database: database, collection: "changeEvents")
+        try fixture.streamToNow(sink)
+        let rows = try fixture.db.query("SELECT id::text, doc::text FROM items ORDER BY id").rows
+        var object: [String: String] = [:]
+        for row in rows { object[row[0]!] = row[1]! }
+        let rowsFile = fixture.file.deletingPathExtension().appendingPathExtension("rows.json")
+        try JSONSerialization.data(withJSONObject: object).write(to: rowsFile)
+        defer { try? FileManager.default.removeItem(at: rowsFile) }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/compare_json_values.py")
+        let result = try PythonScript.run(script.path, [reader.uri, database, rowsFile.path])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("11 values compared, 0 mismatches"), "\(result.output)")
+    }
+
     @Test("MongoDB unreachable: MongoDB's words, no credentials")
     func mongoUnreachable() throws {
         let sink = try MongoSink(uri: "mongodb://auditor:s3cr3t-pw@127.0.0.1:1/?serverSelectionTimeoutMS=300", database: "a", collection: "c")

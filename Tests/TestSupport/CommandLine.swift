@@ -54,3 +54,22 @@ public struct TemporalCommand {
 public func parseJSON(_ text: String) throws -> Any {
     try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
 }
+
+/// Runs a Python script with the project's venv (scripts/install-deps puts
+/// pymongo there), for checks made with tools nobody here wrote.
+public enum PythonScript {
+    public static func run(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let venv = ProcessInfo.processInfo.environment["TEMPORAL_VENV"]
+            ?? FileManager.default.currentDirectoryPath + "/.venv"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: venv + "/bin/python")
+        process.arguments = [script] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}

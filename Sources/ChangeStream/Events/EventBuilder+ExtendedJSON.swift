@@ -398,15 +398,8 @@ extension EventBuilder {
         return Int64(magnitude)
     }
 
-    /// What ValueDecoder.decimal decides: NaN, infinities and up to 34 significant digits are Decimal128.
+    /// What ValueDecoder.decimal decides (Decimal128Text, one rule for both paths).
     static func fitsDecimal128(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
-        var significant = 0
-        var leading = true
-        for byte in text where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
-            if leading && byte == UInt8(ascii: "0") { continue }
-            leading = false
-            significant += 1
-        }
-        return significant <= 34
+        Decimal128Text.holds(text)
     }
 }

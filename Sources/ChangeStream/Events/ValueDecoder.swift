@@ -163,17 +163,9 @@ public struct ValueDecoder {
         }
     }
 
-    /// Decimal128 holds 34 significant digits; a longer numeric stays exact as text.
+    /// Decimal128 when it holds the value exactly (Decimal128Text), else exact text.
     static func decimal(_ text: String) -> EventValue {
-        if text == "NaN" || text == "Infinity" || text == "-Infinity" { return .decimal(text) }
-        var significant = 0
-        var leading = true
-        for byte in text.utf8 where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
-            if leading && byte == UInt8(ascii: "0") { continue }
-            leading = false
-            significant += 1
-        }
-        return significant <= 34 ? .decimal(text) : .string(text)
+        Decimal128Text.holds(text.utf8) ? .decimal(text) : .string(text)
     }
 
     /// `\x0a1b...` (bytea_output = hex).

@@ -37,7 +37,7 @@ enum BSON {
             _ = bytes.withUnsafeBufferPointer {
                 bson_append_binary(bson, key, keyLength, bson_subtype_t(UInt32(subtype)), $0.baseAddress, UInt32(bytes.count))
             }
-        case let .json(text): appendJSON(text, key: key, to: bson)
+        case let .json(text): appendStrictJSON(text, key: key, to: bson)
         case let .array(items):
             let child = bson_new()!
             defer { bson_destroy(child) }
@@ -52,25 +52,9 @@ enum BSON {
         }
     }
 
-    private static func appendString(_ text: String, key: String, to bson: OpaquePointer) {
+    static func appendString(_ text: String, key: String, to bson: OpaquePointer) {
         _ = text.withCString { value in
             bson_append_utf8(bson, key, Int32(key.utf8.count), value, Int32(text.utf8.count))
-        }
-    }
-
-    /// json and jsonb values become BSON documents, arrays or scalars; text
-    /// that libbson cannot read (it never should) is kept as a string.
-    private static func appendJSON(_ text: String, key: String, to bson: OpaquePointer) {
-        let wrapped = "{\"v\": \(text)}"
-        var error = bson_error_t()
-        guard let parsed = bson_new_from_json(wrapped, -1, &error) else {
-            appendString(text, key: key, to: bson)
-            return
-        }
-        defer { bson_destroy(parsed) }
-        let iterator = AlignedStorage()
-        if bson_iter_init_find(iterator.pointer, parsed, "v") {
-            bson_append_iter(bson, key, Int32(key.utf8.count), iterator.pointer)
         }
     }
 
