@@ -139,18 +139,22 @@ public struct StreamAdmin {
         }
     }
 
-    /// Slots using pgoutput in this database: position, lag, retained WAL, activity.
-    public func status(slot: String?) throws -> QueryResult {
+    /// Logical slots of this database: position, lag, retained WAL, activity.
+    /// Only pgoutput slots (the ones a stream can read) unless `allPlugins`,
+    /// or the slot asked for by name.
+    public func status(slot: String?, allPlugins: Bool = false) throws -> QueryResult {
         let result = try connection.query("""
-            SELECT s.slot_name, s.active, s.active_pid, s.confirmed_flush_lsn, pg_current_wal_lsn() AS current_lsn,
+            SELECT s.slot_name, s.plugin, s.active, s.active_pid, s.confirmed_flush_lsn, pg_current_wal_lsn() AS current_lsn,
                    pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS lag_bytes,
                    pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes,
                    pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)) AS retained_wal,
                    s.wal_status
             FROM pg_replication_slots s
-            WHERE s.slot_type = 'logical' AND s.database = current_database() AND ($1::text IS NULL OR s.slot_name = $1)
+            WHERE s.slot_type = 'logical' AND s.database = current_database()
+              AND ($1::text IS NULL OR s.slot_name = $1)
+              AND ($1::text IS NOT NULL OR $2 OR s.plugin = 'pgoutput')
             ORDER BY s.slot_name
-            """, [slot])
+            """, [slot, allPlugins])
         if let slot, result.rows.isEmpty {
             throw PostgresError(kind: .server, sqlState: SQLState.undefinedObject,
                                 message: "replication slot \"\(slot)\" does not exist")
@@ -158,8 +162,23 @@ public struct StreamAdmin {
         return result
     }
 
-    /// Drops the slot (the server forgets its position and frees its WAL) and, if named, the publication.
-    public func drop(slot: String, publication: String?) throws {
+    /// Drops the slot (the server forgets its position and frees its WAL) and,
+    /// if named, the publication. A slot of another plugin is not a stream's:
+    /// it is dropped only with `force`.
+    public func drop(slot: String, publication: String?, force: Bool = false) throws {
+        let plugin = try connection.query(
+            "SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1", [slot]).rows.first
+        guard let plugin else {
+            throw PostgresError(kind: .server, sqlState: SQLState.undefinedObject,
+                                message: "replication slot \"\(slot)\" does not exist",
+                                hint: "temporal stream status lists the slots of this database.")
+        }
+        if let name = plugin[0], name != "pgoutput", !force {
+            throw PostgresError(kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                                message: "replication slot \"\(slot)\" is not a stream's: it uses the \(name) plugin",
+                                detail: "Another tool reads it; dropping it loses that tool's position.",
+                                hint: "Drop it anyway with --force.")
+        }
         try connection.query("SELECT pg_drop_replication_slot($1)", [slot])
         if let publication {
             try requirePublication(publication)

@@ -379,8 +379,8 @@ final class BatchWriter: @unchecked Sendable {
             defer { finished.signal() }
             while var next = nextJob() {
                 var failed: Error?
-                do { try write(next) } catch { failed = error }
-                let count = next.events.count
+                var count = 0
+                do { count = try write(next) } catch { failed = error }
                 var events: [ChangeEvent] = []
                 swap(&events, &next.events)
                 condition.lock()
@@ -424,13 +424,16 @@ final class BatchWriter: @unchecked Sendable {
         return next
     }
 
-    private func write(_ job: Job) throws {
+    /// Writes a job's events and confirms its position; returns how many
+    /// events the sink stored (not those it already held).
+    private func write(_ job: Job) throws -> Int {
+        var stored = 0
         if !job.events.isEmpty {
             let started = DispatchTime.now()
             var backoff = 0.1
             while true {
                 do {
-                    try sink.write(job.events)
+                    stored = try sink.write(job.events)
                     break
                 } catch let error as SinkError {
                     guard error.retryable else { throw StreamError.sinkRefused(error) }
@@ -447,11 +450,12 @@ final class BatchWriter: @unchecked Sendable {
                 }
             }
             batchTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds))
-            eventsWritten.increment(by: job.events.count)
+            eventsWritten.increment(by: stored)
         }
         if let lsn = job.confirm, reporter.advance(to: lsn) {
             try reporter.report()
         }
+        return stored
     }
 }
 

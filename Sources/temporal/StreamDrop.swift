@@ -8,7 +8,8 @@ struct StreamDrop: DatabaseCommand {
         abstract: "Drop a stream's replication slot (and its publication).",
         discussion: """
             The server forgets the slot's position and frees the WAL it kept. Events \
-            not yet streamed are not streamed.
+            not yet streamed are not streamed. A slot of another plugin (test_decoding, \
+            wal2json: another tool's) is refused unless --force.
 
             Example:
               temporal stream drop --slot app_slot --publication app_pub
@@ -23,12 +24,15 @@ struct StreamDrop: DatabaseCommand {
     @Option(help: "Also drop this publication.")
     var publication: String?
 
+    @Flag(help: "Drop the slot even if another plugin's (not a stream's).")
+    var force = false
+
     func validate() throws {
         try connection.refuseWritesIfReadOnly("stream drop")
     }
 
     func run(on database: Connection) throws {
-        try StreamAdmin(connection: database).drop(slot: slot, publication: publication)
+        try StreamAdmin(connection: database).drop(slot: slot, publication: publication, force: force)
         print("dropped slot \(slot)" + (publication.map { " and publication \($0)" } ?? ""))
     }
 }

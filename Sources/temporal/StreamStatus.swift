@@ -9,7 +9,8 @@ struct StreamStatus: DatabaseCommand {
         discussion: """
             lag_bytes is how far the slot's confirmed position is behind the server's \
             current WAL position; retained_wal_bytes is how much WAL the server keeps \
-            for the slot. A slot nobody reads keeps WAL forever: drop it when done.
+            for the slot. A slot nobody reads keeps WAL forever: drop it when done. Only \
+            pgoutput slots are listed (the ones a stream reads) unless --all.
 
             Examples:
               temporal stream status
@@ -23,7 +24,10 @@ struct StreamStatus: DatabaseCommand {
     @Option(help: "Only this slot.")
     var slot: String?
 
+    @Flag(name: .customLong("all"), help: "Also list slots of other plugins (not streams').")
+    var allPlugins = false
+
     func run(on database: Connection) throws {
-        Renderer(format: output.format).print(try StreamAdmin(connection: database).status(slot: slot))
+        Renderer(format: output.format).print(try StreamAdmin(connection: database).status(slot: slot, allPlugins: allPlugins))
     }
 }

@@ -67,10 +67,11 @@ final class CrashingSink: EventSink {
     var batches = 0
     init(path: String) throws { inner = try JSONLinesSink(path: path) }
     var description: String { "crashing \(inner.description)" }
-    func write(_ events: [ChangeEvent]) throws {
+    func write(_ events: [ChangeEvent]) throws -> Int {
         batches += 1
-        try inner.write(events)
+        let stored = try inner.write(events)
         if batches == 2 { throw SinkError("crash", retryable: false) }
+        return stored
     }
 }
 
@@ -320,6 +321,28 @@ struct StreamTests {
         #expect(throws: SinkError.self) { try MongoSink(uri: "not a uri", database: "a", collection: "c") }
     }
 
+    @Test("entityType and metadata.table name a table as format('%I.%I') does: odd names and key words quoted")
+    func quotedNames() throws {
+        let fixture = try StreamFixture(#"""
+            CREATE TABLE "Odd Table" (id int PRIMARY KEY); CREATE TABLE "order" (id int PRIMARY KEY);
+            CREATE TABLE "a.b" (id int PRIMARY KEY); CREATE TABLE plain_name (id int PRIMARY KEY);
+            """#, tables: ["Odd Table", "order", "a.b", "plain_name"])
+        try fixture.db.execute(#"INSERT INTO "Odd Table" VALUES (1); INSERT INTO "order" VALUES (2); INSERT INTO "a.b" VALUES (3); INSERT INTO plain_name VALUES (4)"#)
+        let sink = try JSONLinesSink(path: fixture.file.path)
+        try fixture.streamToNow(sink)
+        let events = try fixture.events()
+        let expected = try fixture.db.column(#"""
+            SELECT format('%I.%I', 'public', t) FROM unnest(ARRAY['Odd Table', 'order', 'a.b', 'plain_name']) t
+            """#)
+        #expect(events.map { $0["entityType"] as? String } == expected)
+        #expect(events.map { ($0["metadata"] as? [String: Any])?["table"] as? String } == expected)
+        #expect(expected == [#"public."Odd Table""#, #"public."order""#, #"public."a.b""#, "public.plain_name"])
+        // The same events again: the sink skips them and says it stored none.
+        let replay = events.map { ChangeEvent(commitLSN: .zero, position: 0, document: EventDocument([("_id", .string($0["_id"] as! String))])) }
+        try sink.resume()
+        #expect(try sink.write(replay) == 0)
+    }
+
     @Test("bad input: slot or publication missing, wrong plugin, a table without replica identity")
     func badInput() throws {
         let fixture = try StreamFixture(items + "CREATE TABLE nokey (v int);")
@@ -333,6 +356,13 @@ struct StreamTests {
         try fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", [other])
         defer { _ = try? fixture.db.query("SELECT pg_drop_replication_slot($1)", [other]) }
         #expect(throws: PostgresError.self) { try admin.checkReady(slot: other, publication: "pub") }
+        // Another tool's slot: not listed unless asked, not dropped without --force.
+        let listed = try admin.status(slot: nil).rows.compactMap { $0[0] }
+        #expect(listed.contains(fixture.slot) && !listed.contains(other))
+        #expect(try admin.status(slot: nil, allPlugins: true).rows.compactMap { $0[0] }.contains(other))
+        let notOurs = #expect(throws: PostgresError.self) { try admin.drop(slot: other, publication: nil) }
+        #expect(notOurs?.message == "replication slot \"\(other)\" is not a stream's: it uses the test_decoding plugin")
+        #expect(try fixture.db.count("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", [other]) == 1)
         let noIdentity = #expect(throws: PostgresError.self) {
             try admin.setup(slot: "x_\(fixture.database.name)", publication: "p2", tables: [("public", "nokey")], replicaIdentityFull: false)
         }

@@ -40,14 +40,14 @@ public final class EventBuilder {
         let exactBeforeKeys: [[UInt8]]
         let exactAfterKeys: [[UInt8]]
 
-        init(relation: Relation, key: [Int], plans: [ValueDecoder.Plan]) {
+        init(relation: Relation, key: [Int], qualifiedName: String, plans: [ValueDecoder.Plan]) {
             self.relation = relation
             keyColumns = key
             keyNames = key.map { relation.columns[$0].name }
-            qualifiedName = relation.qualifiedName
+            self.qualifiedName = qualifiedName
             self.plans = plans
             jsonKeys = relation.columns.map { JSONBytes.key($0.name) }
-            tableJSON = JSONBytes.string(relation.qualifiedName)
+            tableJSON = JSONBytes.string(qualifiedName)
             exactBeforeKeys = relation.columns.map { JSONBytes.key("before.\($0.name)") }
             exactAfterKeys = relation.columns.map { JSONBytes.key("after.\($0.name)") }
         }
@@ -156,8 +156,9 @@ public final class EventBuilder {
         case let .relation(relation):
             types.forgetKey(relation.oid)
             relations[relation.oid] = RelationInfo(
-                relation: relation, key: keyColumns(of: relation),
-                plans: relation.columns.map { decoder.plan(for: $0.typeOID) })
+                relation: relation, key: try keyColumns(of: relation),
+                qualifiedName: types.qualifiedName(namespace: relation.namespace, name: relation.name),
+                plans: try relation.columns.map { try decoder.plan(for: $0.typeOID) })
         case .type, .origin, .streamStop, .streamStart, .streamCommit, .streamAbort:
             break
         case let .message(logical):
@@ -241,8 +242,8 @@ public final class EventBuilder {
 
     /// The columns that identify a row: the table's primary key, else the
     /// replica identity's columns (all of them only without a narrower key).
-    private func keyColumns(of relation: Relation) -> [Int] {
-        if let primaryKey = types.primaryKey(relation.oid) {
+    private func keyColumns(of relation: Relation) throws -> [Int] {
+        if let primaryKey = try types.primaryKey(relation.oid) {
             let positions = primaryKey.compactMap { name in relation.columns.firstIndex { $0.name == name } }
             if positions.count == primaryKey.count { return positions }
         }

@@ -7,6 +7,8 @@ public final class TypeCatalog {
     private var arrayElements: [UInt32: UInt32] = [:]
     private var domainBases: [UInt32: UInt32] = [:]
     private var primaryKeys: [UInt32: [String]] = [:]
+    /// Key words that quote_ident quotes (all but the unreserved ones).
+    private var quotedKeywords: Set<String> = []
     private let connection: Connection?
 
     /// A catalog that knows only built-in scalar types (for tests from bytes).
@@ -15,6 +17,33 @@ public final class TypeCatalog {
     public init(connection: Connection) throws {
         self.connection = connection
         try reload()
+        quotedKeywords = Set(try connection.query(
+            "SELECT word FROM pg_catalog.pg_get_keywords() WHERE catcode OPERATOR(pg_catalog.<>) 'U'").rows.compactMap { $0[0] })
+    }
+
+    /// `schema.table` the way format('%I.%I') writes it (`public."Odd Table"`),
+    /// so that every name reads back as the same table, dots and all.
+    /// pgoutput sends an empty namespace for pg_catalog.
+    public func qualifiedName(namespace: String, name: String) -> String {
+        "\(quoteIdentifier(namespace.isEmpty ? "pg_catalog" : namespace)).\(quoteIdentifier(name))"
+    }
+
+    /// PostgreSQL's quote_ident: as it is when it is lower case letters,
+    /// digits and underscores, not starting with a digit, and no key word;
+    /// otherwise in double quotes, with double quotes doubled.
+    func quoteIdentifier(_ identifier: String) -> String {
+        let bytes = identifier.utf8
+        let plain = !bytes.isEmpty
+            && bytes.allSatisfy { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_") }
+            && !(bytes.first! >= UInt8(ascii: "0") && bytes.first! <= UInt8(ascii: "9"))
+            && !quotedKeywords.contains(identifier)
+        if plain { return identifier }
+        var quoted = "\""
+        for character in identifier {
+            quoted.append(character)
+            if character == "\"" { quoted.append(character) }
+        }
+        return quoted + "\""
     }
 
     private func reload() throws {
@@ -44,22 +73,25 @@ public final class TypeCatalog {
         return nil
     }
 
-    /// Learns types created since the catalog was read.
-    func learn(_ oid: UInt32) {
+    /// Learns types created since the catalog was read. A failed catalog
+    /// query is an error, never a guess: a type read wrongly would change
+    /// the values of every event.
+    func learn(_ oid: UInt32) throws {
         guard connection != nil, arrayElements[oid] == nil, domainBases[oid] == nil, !TypeOID.isBuiltin(oid) else { return }
-        try? reload()
+        try reload()
     }
 
     /// The primary key of a table, or nil (then the replica identity is used).
-    func primaryKey(_ relationOID: UInt32) -> [String]? {
+    /// A failed catalog query is an error: a guessed key would change entityId.
+    func primaryKey(_ relationOID: UInt32) throws -> [String]? {
         if let key = primaryKeys[relationOID] { return key.isEmpty ? nil : key }
         guard let connection else { return nil }
-        let key = (try? connection.query("""
+        let key = (try connection.query("""
             SELECT a.attname::text FROM pg_index i
             CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
             WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.n
-            """, [Int(relationOID)]).rows.compactMap { $0[0] }) ?? []
+            """, [Int(relationOID)]).rows.compactMap { $0[0] })
         primaryKeys[relationOID] = key
         return key.isEmpty ? nil : key
     }
@@ -99,10 +131,10 @@ public struct ValueDecoder {
         case array(element: UInt32)
     }
 
-    public func plan(for typeOID: UInt32) -> Plan {
+    public func plan(for typeOID: UInt32) throws -> Plan {
         var oid = types.resolve(typeOID)
         if let element = types.element(ofArray: oid) { return .array(element: types.resolve(element)) }
-        types.learn(oid)
+        try types.learn(oid)
         oid = types.resolve(oid)
         if let element = types.element(ofArray: oid) { return .array(element: types.resolve(element)) }
         return .scalar(oid)
@@ -110,8 +142,8 @@ public struct ValueDecoder {
 
     /// The value, and its exact text when the typed value loses precision
     /// (a timestamp's microseconds in a millisecond BSON date).
-    public func decode(_ text: String, typeOID: UInt32) -> (value: EventValue, exactText: String?) {
-        decode(text, plan: plan(for: typeOID))
+    public func decode(_ text: String, typeOID: UInt32) throws -> (value: EventValue, exactText: String?) {
+        decode(text, plan: try plan(for: typeOID))
     }
 
     public func decode(_ text: String, plan: Plan) -> (value: EventValue, exactText: String?) {

@@ -150,9 +150,6 @@ public struct Relation: Equatable, Sendable {
                    typeOID: try reader.uint32("column type"), typeModifier: try reader.int32("column type modifier"))
         }
     }
-
-    /// `schema.table`; pgoutput sends an empty namespace for pg_catalog.
-    public var qualifiedName: String { "\(namespace.isEmpty ? "pg_catalog" : namespace).\(name)" }
 }
 
 /// 'Y': a data type that is not built in, named once before its first use.

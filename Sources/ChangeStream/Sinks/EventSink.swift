@@ -2,7 +2,10 @@
 /// stored; an event the sink already holds (same _id) is skipped, so the
 /// stream may send a batch again after a crash without duplicating anything.
 public protocol EventSink: AnyObject {
-    func write(_ events: [ChangeEvent]) throws
+    /// Returns how many of the events it stored now: those it already held
+    /// are not counted (the stream's counts and metrics say what was written).
+    @discardableResult
+    func write(_ events: [ChangeEvent]) throws -> Int
     /// Where the events go, without credentials, for logs.
     var description: String { get }
     /// How the sink wants events built: a JSON-lines sink takes them as

@@ -48,14 +48,15 @@ public final class JSONLinesSink: EventSink {
         if isFile { skipThrough = try recoverTail() }
     }
 
-    public func write(_ events: [ChangeEvent]) throws {
+    @discardableResult
+    public func write(_ events: [ChangeEvent]) throws -> Int {
         // Events come in _id order: skip those the file already ends with.
         var first = 0
         if let written = skipThrough {
             while first < events.count && events[first].id <= written { first += 1 }
         }
         let batch = events[first...]
-        guard let head = batch.first, let tail = batch.last else { return }
+        guard let head = batch.first, let tail = batch.last else { return 0 }
         if let chunk = head.jsonChunk, Self.liesTogether(batch, in: chunk) {
             // The usual case: the batch's lines lie one after the other in its buffer.
             try writeAll(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: chunk.bytes[head.jsonRange.lowerBound...tail.jsonRange.upperBound])))
@@ -73,6 +74,7 @@ public final class JSONLinesSink: EventSink {
             try bytes.withUnsafeBytes { try writeAll($0) }
         }
         skipThrough = nil
+        return batch.count
     }
 
     /// Whether every event's line is in `chunk`, each right after the one before.

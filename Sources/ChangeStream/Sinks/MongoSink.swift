@@ -64,8 +64,9 @@ public final class MongoSink: EventSink {
         }
     }
 
-    public func write(_ events: [ChangeEvent]) throws {
-        guard !events.isEmpty else { return }
+    @discardableResult
+    public func write(_ events: [ChangeEvent]) throws -> Int {
+        guard !events.isEmpty else { return 0 }
         // A document without its _id would get one from MongoDB, and be stored again on a replay.
         guard events.allSatisfy({ $0.jsonChunk == nil }) else {
             throw SinkError("events built as Extended JSON lines cannot go to MongoDB; build them as documents", retryable: false)
@@ -87,9 +88,15 @@ public final class MongoSink: EventSink {
                 throw SinkError("MongoDB refused an event before sending it: \(BSON.message(error))", retryable: false)
             }
         }
-        try BSON.withReply { reply in
-            if mongoc_bulk_operation_execute(bulk, reply, &error) != 0 { return }
-            try MongoSink.check(reply: reply, error: error)
+        return try BSON.withReply { reply in
+            if mongoc_bulk_operation_execute(bulk, reply, &error) == 0 {
+                try MongoSink.check(reply: reply, error: error)
+            }
+            // Duplicates (events stored before a crash or a reconnection) are not counted.
+            var inserted: Int32 = 0
+            let iterator = AlignedStorage()
+            if bson_iter_init_find(iterator.pointer, reply, "nInserted") { inserted = Int32(clamping: bson_iter_as_int64(iterator.pointer)) }
+            return Int(inserted)
         }
     }
 
