@@ -235,12 +235,13 @@ BEGIN
         PERFORM temporal_versioning.sync_history_columns(vt_id, journal => true);
         history_name := existing.history_table;
     ELSE
-        history_name := source.relname || history_table_suffix;
-        IF octet_length(history_name) > 55 THEN
-            RAISE EXCEPTION 'history table name "%" is too long', history_name
+        -- Checked as text: a name would already be cut to 63 bytes.
+        IF octet_length(source.relname || history_table_suffix) > 55 THEN
+            RAISE EXCEPTION 'history table name "%" is too long', source.relname || history_table_suffix
                 USING ERRCODE = 'name_too_long',
                       HINT = 'Names are limited to 63 bytes and pg-temporal adds up to 8; choose a shorter suffix (--suffix).';
         END IF;
+        history_name := source.relname || history_table_suffix;
         IF to_regclass(format('temporal_versioning.%I', history_name)) IS NOT NULL THEN
             RAISE EXCEPTION 'relation "temporal_versioning.%" already exists', history_name
                 USING ERRCODE = 'duplicate_table',

@@ -19,6 +19,9 @@ public struct StreamConfiguration: Sendable {
     public var heartbeatIntervalSeconds = 10.0
     /// Stop once everything up to this position is written (like pg_recvlogical -E).
     public var endLSN: LSN?
+    /// Where transactions PostgreSQL streams while still in progress wait on
+    /// disk for their commit (a directory per slot is made in it).
+    public var spoolDirectory = FileManager.default.temporaryDirectory
     /// Longest wait between two attempts to write to a failing sink.
     public var maximumBackoffSeconds = 30.0
 
@@ -100,7 +103,8 @@ public final class Streamer {
     public func run() throws -> LSN {
         let catalog = try Connection(conninfo: configuration.conninfo, applicationName: "temporal stream")
         let start = try StreamAdmin(connection: catalog).checkReady(slot: configuration.slot, publication: configuration.publication)
-        let builder = try EventBuilder(slot: configuration.slot, types: try TypeCatalog(connection: catalog), encoding: sink.encoding)
+        let builder = try EventBuilder(slot: configuration.slot, types: try TypeCatalog(connection: catalog),
+                                       encoding: sink.encoding, spoolDirectory: configuration.spoolDirectory)
 
         let replication = try ReplicationConnection(conninfo: configuration.conninfo)
         // pgoutput prints values with the walsender's settings; ValueDecoder reads these.

@@ -88,7 +88,17 @@ public enum Installer {
 
     /// Throws a clear error unless this binary's SQL is installed in the database.
     public static func requireInstalled(on connection: Connection) throws {
-        guard let installed = try installedVersion(on: connection) else {
+        let found: String?
+        do {
+            found = try installedVersion(on: connection)
+        } catch let error as PostgresError where error.sqlState == SQLState.insufficientPrivilege {
+            throw PostgresError(
+                kind: .server, sqlState: SQLState.insufficientPrivilege,
+                message: "\(error.message): pg-temporal's schema temporal_versioning belongs to the role that installed it",
+                detail: "Only that role and superusers may use pg-temporal's functions and read its history.",
+                hint: "Ask that role to GRANT you what you need, for example: GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA temporal_versioning TO you; GRANT SELECT ON ALL TABLES IN SCHEMA temporal_versioning TO you;")
+        }
+        guard let installed = found else {
             throw PostgresError(
                 kind: .server, sqlState: "55000",
                 message: "pg-temporal is not installed in database \"\(connection.databaseName)\"",

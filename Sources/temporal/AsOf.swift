@@ -30,15 +30,17 @@ struct AsOf: DatabaseCommand {
     @Option(help: ArgumentHelp("The instant: a PostgreSQL timestamptz, e.g. '2026-01-15 10:30:00+00'.", valueName: "timestamp"))
     var at: String
 
-    @Option(help: "Print at most this many rows.")
+    @Option(parsing: .unconditional, help: "Print at most this many rows.")
     var limit: Int?
 
     func validate() throws {
-        if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more.") }
+        if let limit, limit < 0 || limit > Int(Int32.max) {
+            throw ValidationError("--limit must be between 0 and \(Int32.max), not \(limit).")
+        }
     }
 
     func run(on database: Connection) throws {
-        let name = try TableResolver.resolve(table, on: database)
+        let name = try TableResolver.resolve(table, on: database, includingDropped: true)
         let timeTravel = TimeTravel(connection: database)
         let instant = try timeTravel.resolveInstants([at])[0]
         let query = try timeTravel.asOfQuery(name, at: instant, limit: limit, json: output.format == .json)

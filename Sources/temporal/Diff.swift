@@ -32,7 +32,7 @@ struct Diff: DatabaseCommand {
     var to: String = "now"
 
     func run(on database: Connection) throws {
-        let name = try TableResolver.resolve(table, on: database)
+        let name = try TableResolver.resolve(table, on: database, includingDropped: true)
         let timeTravel = TimeTravel(connection: database)
         let instants = try timeTravel.resolveInstants([from, to])
         let differences = try timeTravel.diff(name, from: instants[0], to: instants[1])

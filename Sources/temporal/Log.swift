@@ -42,7 +42,7 @@ struct Log: DatabaseCommand {
     @Option(help: "Only changes of this changeset (temporal.changeset_id).")
     var changeset: String?
 
-    @Option(help: "Show at most this many changes; 0 shows all.")
+    @Option(parsing: .unconditional, help: "Show at most this many changes; 0 shows all.")
     var limit: Int = 1000
 
     enum Operation: String, ExpressibleByArgument, CaseIterable {
@@ -50,7 +50,9 @@ struct Log: DatabaseCommand {
     }
 
     func validate() throws {
-        if limit < 0 { throw ValidationError("--limit must be 0 (all) or more.") }
+        if limit < 0 || limit > Int(Int32.max) {
+            throw ValidationError("--limit must be between 0 (all) and \(Int32.max), not \(limit).")
+        }
     }
 
     func run(on database: Connection) throws {

@@ -46,7 +46,7 @@ struct Revert: DatabaseCommand {
     @Option(help: "Undo the changes recorded under this changeset (temporal.changeset_id).")
     var changeset: String?
 
-    @Option(name: .customLong("tx"), help: "Undo the changes of this transaction (temporal_tx_id).")
+    @Option(name: .customLong("tx"), parsing: .unconditional, help: "Undo the changes of this transaction (temporal_tx_id).")
     var transaction: Int64?
 
     @Flag(help: "Show what the revert would do and change nothing.")
@@ -60,6 +60,9 @@ struct Revert: DatabaseCommand {
         guard targets == 1 else {
             throw ValidationError("give exactly one of --to TIMESTAMP, --changeset ID or --tx ID.")
         }
+        if let transaction, transaction < 1 {
+            throw ValidationError("--tx takes a transaction id (temporal_tx_id, 1 or more), not \(transaction).")
+        }
         if to != nil && table == nil {
             throw ValidationError("--to needs the table: temporal revert public.customers --to '2026-01-15 09:00+00'")
         }
@@ -72,7 +75,7 @@ struct Revert: DatabaseCommand {
     }
 
     func run(on database: Connection) throws {
-        let name = try table.map { try TableResolver.resolve($0, on: database) }
+        let name = try table.map { try TableResolver.resolve($0, on: database, includingDropped: true) }
         let timeTravel = TimeTravel(connection: database)
         let instants = try timeTravel.resolveInstants(to.map { [$0] } ?? [])
         let target: TimeTravel.RevertTarget
@@ -110,6 +113,13 @@ struct Revert: DatabaseCommand {
                     hint: "Run the revert again to see the new preview.")
             }
             renderer.printRevert(done, applied: true)
+            // Each revert has a changeset of its own, so that it can be undone.
+            if !done.rows.isEmpty, let label = try database.query("""
+                SELECT t.changeset_id FROM temporal_versioning.transactions t
+                WHERE t.tx_id OPERATOR(pg_catalog.=) pg_catalog.txid_current_if_assigned()
+                """).scalar {
+                printError("recorded under changeset \(label); to undo it: temporal revert --changeset '\(label)'")
+            }
         }
     }
 }

@@ -72,6 +72,11 @@ struct StreamRun: ParsableCommand {
     @Option(help: "Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")
     var metricsPort: UInt16?
 
+    @Option(help: ArgumentHelp(
+        "Where transactions still in progress wait for their commit, in a directory named after the slot (default: $TMPDIR). Spools of killed runs are removed at start.",
+        valueName: "path"))
+    var spoolDir: String?
+
     func validate() throws {
         guard StreamAdmin.validSlotName(slot) else {
             throw ValidationError("slot names contain only lower case letters, digits and underscores.")
@@ -104,6 +109,7 @@ struct StreamRun: ParsableCommand {
             configuration.batchSize = batchSize
             configuration.heartbeatIntervalSeconds = heartbeat
             configuration.endLSN = endLSN.flatMap(LSN.init)
+            if let spoolDir { configuration.spoolDirectory = URL(fileURLWithPath: spoolDir, isDirectory: true) }
             // A parent may hand down a mask that blocks these; a service must hear them.
             var stopSignals = sigset_t()
             sigemptyset(&stopSignals)

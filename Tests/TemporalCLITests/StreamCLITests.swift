@@ -294,6 +294,42 @@ struct StreamCLITests {
         #expect(log.contains("streaming again"), "\(log)")
     }
 
+    @Test("killed while transactions in progress are spooled: each run removes the spools of killed ones", .timeLimit(.minutes(3)))
+    func spoolsOfKilledRuns() throws {
+        let setup = try Setup()
+        try setup.db.execute("ALTER DATABASE \(setup.database.name) SET logical_decoding_work_mem = '64kB'")
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(setup.database.name)")
+        defer { try? FileManager.default.removeItem(at: base) }
+        let root = base.appendingPathComponent("temporal-spool-\(setup.slot)")
+        func runs() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] }
+        func spooled() -> Bool {
+            runs().contains { !((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent($0).path)) ?? []).isEmpty }
+        }
+        // A large transaction stays open: PostgreSQL streams it in blocks, which wait in the spool.
+        let writer = try setup.database.connect()
+        try writer.execute("BEGIN; INSERT INTO accounts SELECT g, g, repeat('x', 100) FROM generate_series(1, 20000) g")
+        for _ in 0..<3 {
+            let process = try setup.start(["--output", setup.file.path, "--spool-dir", base.path])
+            for _ in 0..<200 where !spooled() { Thread.sleep(forTimeInterval: 0.05) }
+            #expect(spooled(), "the open transaction was spooled")
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            try setup.waitUntilSlotIsFree()
+            #expect(runs().count <= 1, "\(runs())")
+        }
+        let process = try setup.start(["--output", setup.file.path, "--spool-dir", base.path])
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        for _ in 0..<200 where !spooled() { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(runs().count == 1, "only the running stream's spool is left: \(runs())")
+        try writer.execute("COMMIT")
+        var lines = 0
+        for _ in 0..<300 where lines < 20000 {
+            lines = ((try? String(contentsOf: setup.file, encoding: .utf8)) ?? "").split(separator: "\n").count
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(lines == 20000, "the spooled transaction is written once, at its commit")
+    }
+
     @Test("SIGKILL at random moments, into MongoDB and into a file: every change exactly once, in commit order",
           .timeLimit(.minutes(5)))
     func crashes() throws {

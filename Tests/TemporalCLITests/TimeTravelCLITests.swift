@@ -169,4 +169,61 @@ struct TimeTravelCLITests {
         #expect(acceptedText.contains("reverted: 1 deleted, 1 updated, 1 inserted"))
         #expect(try database.connect().column("SELECT name FROM customers ORDER BY id") == ["Alice", "Bob"])
     }
+
+    @Test("CSV tells NULL from an empty string as COPY does; bad limits and ids name their option")
+    func csvAndArguments() throws {
+        let (database, before) = try setUp()
+        let db = try database.connect()
+        try db.execute("UPDATE customers SET name = '' WHERE id = 1")
+        let csv = try temporal(["as-of", "customers", "--at", "now", "--format", "csv"], database)
+        #expect(csv.stdout.contains("\n1,\"\",15.00,{a}\n"), "\(csv)")
+        #expect(csv.stdout.contains("\n3,Carol,30.00,\"{x,y}\"\n"), "\(csv)")
+        // COPY reads it back exactly: the empty name stays empty, a NULL stays NULL.
+        try db.execute("CREATE TABLE copy_back (id int, name text, balance numeric, tags text[])")
+        _ = try db.copyIn("COPY copy_back FROM STDIN (FORMAT csv, HEADER true)", data: csv.stdout)
+        #expect(try db.value("SELECT count(*) FROM copy_back WHERE name = '' AND id = 1") == "1")
+        for (arguments, message) in [
+            (["log", "customers", "--limit", "-1"], "--limit must be between 0 (all) and 2147483647, not -1"),
+            (["log", "customers", "--limit", "3000000000"], "--limit must be between 0 (all) and 2147483647, not 3000000000"),
+            (["as-of", "customers", "--at", before, "--limit", "-5"], "--limit must be between 0 and 2147483647, not -5"),
+            (["revert", "--tx", "-1", "--dry-run"], "--tx takes a transaction id"),
+        ] {
+            let refused = try temporal(arguments, database)
+            #expect(refused.status == 64, "\(refused)")
+            #expect(refused.stderr.contains(message), "\(refused)")
+        }
+    }
+
+    @Test("a dropped table's as-of says where its history is; a revert prints its own changeset, so a second one can be undone")
+    func droppedTableAndRevertLabels() throws {
+        let (database, before) = try setUp()
+        let db = try database.connect()
+        var labels: [String] = []
+        for _ in 0..<2 {
+            let revert = try temporal(["revert", "customers", "--to", before, "--yes"], database)
+            #expect(revert.status == 0, "\(revert)")
+            let label = try #require(revert.stderr.split(separator: "'").dropFirst().first.map(String.init), "\(revert)")
+            labels.append(label)
+            let undo = try temporal(["revert", "--changeset", label, "--yes"], database)
+            #expect(undo.status == 0, "\(undo)")
+        }
+        #expect(Set(labels).count == 2, "each revert has its own changeset: \(labels)")
+        try db.execute("DROP TABLE customers")
+        let dropped = try temporal(["as-of", "customers", "--at", before], database)
+        #expect(dropped.status == 1)
+        #expect(dropped.stderr.contains(#"table "public.customers" was dropped"#), "\(dropped)")
+        #expect(dropped.stderr.contains("temporal_versioning.customers_history"), "\(dropped)")
+    }
+
+    @Test("a role without pg-temporal's rights is told whose schema it is and what to GRANT")
+    func withoutRights() throws {
+        let (database, _) = try setUp()
+        let role = try database.createRole("reader")
+        defer { database.dropRoles([role]) }
+        let refused = try temporal(["log", "customers"], database, environment: ["PGUSER": role])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("belongs to the role that installed it"), "\(refused)")
+        #expect(refused.stderr.contains("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA temporal_versioning"), "\(refused)")
+    }
+
 }

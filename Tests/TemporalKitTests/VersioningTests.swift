@@ -80,6 +80,11 @@ struct VersioningTests {
         #expect(enableError("notunique", key: ["a"])?.hint?.contains("CREATE UNIQUE INDEX") == true)
         #expect(enableError("parent")?.sqlState == SQLState.featureNotSupported)
         #expect(enableError("v")?.message == #""public.v" is not a table"#)
+        let long = String(repeating: "l", count: 50)
+        try connection.execute("CREATE TABLE \(long) (id int PRIMARY KEY)")
+        let tooLong = enableError(long)
+        #expect(tooLong?.sqlState == "42622")
+        #expect(tooLong?.message == "history table name \"\(long)_history\" is too long", "the name it would have had, not a cut one")
         // Injection attempts are names, never SQL.
         for hostile in [#"x"; drop table y; --"#, "y; DROP TABLE y", #""y""; DROP TABLE y; --""#] {
             #expect(enableError(hostile) != nil)

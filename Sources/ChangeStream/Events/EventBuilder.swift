@@ -106,6 +106,8 @@ public final class EventBuilder {
     /// Whether a transaction has begun and not yet committed.
     public var inTransaction: Bool { transaction != nil }
 
+    /// `spoolDirectory`: where transactions still in progress wait for their
+    /// commit (in a directory named after the slot).
     public init(slot: String, types: TypeCatalog, encoding: Encoding = .documents,
                 spoolDirectory: URL = FileManager.default.temporaryDirectory) throws {
         self.slot = slot
@@ -113,7 +115,7 @@ public final class EventBuilder {
         self.types = types
         self.encoding = encoding
         decoder = ValueDecoder(types: types)
-        spool = try StreamSpool(directory: spoolDirectory)
+        spool = try StreamSpool(base: spoolDirectory, slot: slot)
     }
 
     /// Feeds the bytes of one XLogData message, whose WAL position is `lsn`.
@@ -328,13 +330,29 @@ public final class EventBuilder {
 
 /// Streamed blocks of transactions still in progress, kept on disk until
 /// their commit (replayed) or abort (dropped, or a subtransaction skipped).
+///
+/// Spools live in `<base>/temporal-spool-<slot>/<pid>-<n>/`: a stream that
+/// was killed cannot remove its own, so each new one removes those of the
+/// slot whose process is gone. Repeated kills leave at most one run's spool.
 final class StreamSpool {
     private let directory: URL
     private var files: [UInt32: FileHandle] = [:]
     private var abortedSubtransactions: [UInt32: Set<UInt32>] = [:]
 
-    init(directory: URL) throws {
-        self.directory = directory.appendingPathComponent("temporal-stream-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    init(base: URL, slot: String) throws {
+        let root = base.appendingPathComponent("temporal-spool-\(slot)")
+        Self.removeAbandoned(in: root)
+        directory = root.appendingPathComponent("\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    }
+
+    /// Removes the spools of processes that no longer run.
+    static func removeAbandoned(in root: URL) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return }
+        for entry in entries {
+            guard let pid = entry.split(separator: "-").first.flatMap({ Int32($0) }) else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }   // still running
+            try? FileManager.default.removeItem(at: root.appendingPathComponent(entry))
+        }
     }
 
     deinit {

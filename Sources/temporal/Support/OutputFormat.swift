@@ -47,7 +47,7 @@ struct Renderer {
                     Swift.print(CSV.line(columns.map(\.name)))
                     wroteHeader = true
                 }
-                Swift.print(CSV.line(row.map { $0 ?? "" }))
+                Swift.print(CSV.line(row))
             }
             if !wroteHeader { Swift.print(CSV.line(columns.map(\.name))) }
         case .json:
@@ -152,16 +152,19 @@ struct Renderer {
     }
 
     private func csv(_ result: QueryResult) -> String {
-        ([CSV.line(result.columns.map(\.name))] + result.rows.map { CSV.line($0.map { $0 ?? "" }) })
+        ([CSV.line(result.columns.map(\.name))] + result.rows.map { CSV.line($0) })
             .joined(separator: "\n") + "\n"
     }
 }
 
-/// RFC 4180 CSV: fields with commas, quotes or line breaks are quoted.
+/// RFC 4180 CSV as PostgreSQL's COPY ... CSV writes it, so that COPY reads
+/// it back exactly: NULL is an empty field, an empty string is `""`, and
+/// fields with commas, quotes or line breaks are quoted.
 enum CSV {
-    static func line(_ fields: [String]) -> String {
+    static func line(_ fields: [String?]) -> String {
         fields.map { value in
-            value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            guard let value else { return "" }
+            return value.isEmpty || value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
                 ? "\"" + value.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
                 : value
         }.joined(separator: ",")
