@@ -281,6 +281,7 @@ struct StreamTests {
     @Test("MongoDB: json and jsonb keep their value, read back with pymongo: $-keys stay keys, no number wraps, zeroes or turns into a string")
     func mongoJSONValues() throws {
         let fixture = try StreamFixture("CREATE TABLE items (id int PRIMARY KEY, doc jsonb);")
+        try fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", ["f_\(fixture.database.name)"])
         try fixture.db.execute(#"""
             INSERT INTO items VALUES
              (1, '{"$date": "2020-01-01T00:00:00Z"}'),
@@ -306,9 +307,19 @@ struct StreamTests {
         try JSONSerialization.data(withJSONObject: object).write(to: rowsFile)
         defer { try? FileManager.default.removeItem(at: rowsFile) }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/compare_json_values.py")
-        let result = try PythonScript.run(script.path, [reader.uri, database, rowsFile.path])
+        let result = try PythonScript.run(script.path, ["mongodb", reader.uri, database, rowsFile.path])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("11 values compared, 0 mismatches"), "\(result.output)")
+        // The same changes as Extended JSON lines, from a second slot made before them, read back
+        // with bson.json_util (as mongoimport would).
+        var second = fixture.configuration
+        second.slot = "f_\(fixture.database.name)"
+        second.endLSN = LSN(try fixture.db.value("SELECT pg_current_wal_lsn()::text")!)
+        defer { _ = try? fixture.db.query("SELECT pg_drop_replication_slot($1)", [second.slot]) }
+        try Streamer(configuration: second, sink: try JSONLinesSink(path: fixture.file.path), stop: StopRequest()).run()
+        let lines = try PythonScript.run(script.path, ["file", fixture.file.path, rowsFile.path])
+        #expect(lines.status == 0, "\(lines.output)")
+        #expect(lines.output.contains("11 values compared, 0 mismatches"), "\(lines.output)")
     }
 
     @Test("MongoDB unreachable: MongoDB's words, no credentials")

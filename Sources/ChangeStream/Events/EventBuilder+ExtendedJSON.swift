@@ -330,7 +330,7 @@ extension EventBuilder {
                     return !exact
                 case TypeOID.json, TypeOID.jsonb:
                     guard Self.isASCII(text) else { return nil }
-                    output.append(contentsOf: text)
+                    ExtendedJSON.appendJSONValue(bytes: text, to: &output)
                     return false
                 case TypeOID.float4, TypeOID.float8, TypeOID.bytea, TypeOID.uuid:
                     return nil

@@ -55,7 +55,9 @@ public enum ExtendedJSON {
             output.append(hexDigits[Int(subtype >> 4)])
             output.append(hexDigits[Int(subtype & 15)])
             output.append(static: #""}}"#)
-        case let .json(text): output.append(utf8: text)
+        case let .json(text):
+            var text = text
+            text.withUTF8 { appendJSONValue(bytes: $0, to: &output) }
         case let .array(items):
             output.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
@@ -193,5 +195,49 @@ public enum ExtendedJSON {
         var output: [UInt8] = []
         appendBase64(bytes, to: &output)
         return String(decoding: output, as: UTF8.self)
+    }
+}
+
+extension ExtendedJSON {
+    /// A json or jsonb value as it goes into an Extended JSON line: as it is,
+    /// unless one of its keys begins with `$`. Extended JSON has no way to
+    /// write such a key (its specification says so: `{"$date": ...}` is read
+    /// as a date, `{"$numberLong": "5"}` as an Int64), so that value is
+    /// written as a JSON string of its text: a reader gets the exact text
+    /// back, never a value the row did not hold. (The MongoDB sink stores it
+    /// as a document, keys and all.)
+    static func appendJSONValue(bytes text: UnsafeBufferPointer<UInt8>, to output: inout some ByteOutput) {
+        if hasDollarKey(text) {
+            appendString(bytes: text, to: &output)
+        } else {
+            output.append(contentsOf: text)
+        }
+    }
+
+    /// Whether an object in this JSON text has a key that begins with `$`
+    /// (or with an escape, which could spell one).
+    static func hasDollarKey(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        var containers: [Bool] = []   // true: an object
+        var inString = false, escaped = false, firstInString = false, isKey = false, expectKey = false
+        for byte in text {
+            if inString {
+                if firstInString {
+                    firstInString = false
+                    if isKey && (byte == UInt8(ascii: "$") || byte == UInt8(ascii: "\\")) { return true }
+                }
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "{"): containers.append(true); expectKey = true
+            case UInt8(ascii: "["): containers.append(false); expectKey = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): _ = containers.popLast(); expectKey = false
+            case UInt8(ascii: ","): expectKey = containers.last == true
+            case UInt8(ascii: ":"): expectKey = false
+            case UInt8(ascii: "\""): inString = true; firstInString = true; isKey = expectKey; expectKey = false
+            default: break
+            }
+        }
+        return false
     }
 }

@@ -1,19 +1,24 @@
-"""Reads change events back from MongoDB with pymongo and compares each
+"""Reads change events back with tools nobody here wrote, and compares each
 event's after.doc with the jsonb text PostgreSQL holds, by meaning: numbers
 by value (never wrapped, zeroed or turned into strings), documents by their
 keys ("$date" stays a key), arrays item by item. Prints one line per
 mismatch and exits 1 if there is any.
 
-    python compare_json_values.py URI DATABASE ROWS.json
+    python compare_json_values.py mongodb URI DATABASE ROWS.json   # pymongo
+    python compare_json_values.py file EVENTS.jsonl ROWS.json      # bson.json_util
 ROWS.json: {"<id>": "<jsonb text>", ...}
+
+In a JSON-lines file, a value with a key that begins with "$" is written as
+a JSON string of its text (Extended JSON cannot write such a key): there the
+string must be exactly the row's text, and nothing else may be a string.
 """
 import json
 import sys
 from decimal import Decimal
 
 from bson.decimal128 import Decimal128
+from bson import json_util
 from bson.int64 import Int64
-from pymongo import MongoClient
 
 
 def same(expected, actual, path):
@@ -42,20 +47,39 @@ def same(expected, actual, path):
     return [f"{path}: unexpected {expected!r}"]
 
 
+def has_dollar_key(value):
+    if isinstance(value, dict):
+        return any(k.startswith("$") or has_dollar_key(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_dollar_key(v) for v in value)
+    return False
+
+
 def main():
-    uri, database, rows_path = sys.argv[1:4]
+    if sys.argv[1] == "mongodb":
+        from pymongo import MongoClient
+        uri, database, rows_path = sys.argv[2:5]
+        events = list(MongoClient(uri)[database]["changeEvents"].find({"operation": "insert"}))
+        as_text = False
+    else:
+        events_path, rows_path = sys.argv[2:4]
+        events = [json_util.loads(line) for line in open(events_path) if line.strip()]
+        as_text = True
     rows = json.load(open(rows_path))
-    events = MongoClient(uri)[database]["changeEvents"].find({"operation": "insert"})
     seen = {}
     for event in events:
-        seen[str(event["entityId"])] = event["after"]["doc"]
+        if event["operation"] == "insert":
+            seen[str(event["entityId"])] = event["after"]["doc"]
     mismatches = []
     for key, text in rows.items():
         expected = json.loads(text, parse_float=Decimal, parse_int=int)
         if key not in seen:
             mismatches.append(f"row {key}: no event")
-            continue
-        mismatches += same(expected, seen[key], f"row {key}")
+        elif as_text and has_dollar_key(expected):
+            if seen[key] != text:
+                mismatches.append(f"row {key}: {seen[key]!r} is not the row's text {text!r}")
+        else:
+            mismatches += same(expected, seen[key], f"row {key}")
     for line in mismatches:
         print(line)
     print(f"{len(rows)} values compared, {len(mismatches)} mismatches")
