@@ -30,14 +30,14 @@ let package = Package(
             dependencies: ["Postgres"]
         ),
         .systemLibrary(
-            name: "CMongoC",
-            pkgConfig: "libmongoc-1.0",
-            providers: [.apt(["libmongoc-dev"]), .brew(["mongo-c-driver"])]
+            name: "CBSON",
+            pkgConfig: "libbson-1.0",
+            providers: [.apt(["libbson-dev"]), .brew(["mongo-c-driver"])]
         ),
         .target(
             name: "ChangeStream",
             dependencies: [
-                "Postgres", "CMongoC",
+                "Postgres", "CBSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -58,6 +58,13 @@ let package = Package(
             name: "TestSupport",
             dependencies: ["Postgres", "CMongoC"],
             path: "Tests/TestSupport"
+        ),
+        // The whole C driver, linked, for the tests' MongoDB reader only.
+        .systemLibrary(
+            name: "CMongoC",
+            path: "Tests/CMongoC",
+            pkgConfig: "libmongoc-1.0",
+            providers: [.apt(["libmongoc-dev"])]
         ),
         .testTarget(
             name: "PostgresTests",

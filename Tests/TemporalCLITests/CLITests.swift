@@ -152,4 +152,17 @@ struct CLITests {
         #expect(root.stdout.contains("SUBCOMMANDS:"))
         #expect(try TemporalCommand.run(["--version"]).stdout == Installer.bundledVersion + "\n")
     }
+
+    @Test("only a MongoDB sink loads the MongoDB driver: other commands leave no /dev/shm/mongoc-<pid> behind")
+    func mongoDriverLoadedOnlyForMongoDB() throws {
+        // The dynamic loader reports every library it loads (LD_DEBUG=files).
+        let list = try TemporalCommand.run(["--version"], environment: ["LD_DEBUG": "files"])
+        #expect(list.status == 0)
+        #expect(list.stderr.contains("libpq.so"), "the loader's report is there: \(list.stderr.prefix(300))")
+        #expect(!list.stderr.contains("libmongoc"), "libmongoc loaded by temporal --version")
+        let database = try TestDatabase()
+        let status = try TemporalCommand.run(["stream", "status"], environment: ["PGDATABASE": database.name, "LD_DEBUG": "files"])
+        #expect(status.status == 0, "\(status.stdout)")
+        #expect(!status.stderr.contains("libmongoc"))
+    }
 }

@@ -1,4 +1,4 @@
-import CMongoC
+import CBSON
 
 /// PostgreSQL's json and jsonb text into BSON, read as strict JSON (RFC 8259),
 /// never as MongoDB Extended JSON: a key such as "$date" or "$numberLong" stays

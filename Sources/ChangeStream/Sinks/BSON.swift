@@ -1,4 +1,4 @@
-import CMongoC
+import CBSON
 
 /// Builds BSON documents with libbson from event documents: Int64 stays
 /// Int64, numeric becomes Decimal128, dates BSON dates, json real documents.

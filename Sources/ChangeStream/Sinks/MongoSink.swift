@@ -1,4 +1,4 @@
-import CMongoC
+import CBSON
 import Foundation
 
 /// Events into a MongoDB collection through the official C driver
@@ -15,42 +15,51 @@ public final class MongoSink: EventSink {
     ///   - uri: a MongoDB URI; credentials in it never reach logs or errors.
     ///   - writeConcern: `majority` (the default), or a number of nodes; always journaled.
     public init(uri: String, database: String, collection name: String, writeConcern concern: String = "majority") throws {
-        MongoSink.initializeDriver
+        let driver = try MongoSink.driver()
+        self.driver = driver
         let shown = MongoSink.redact(uri)
         var error = bson_error_t()
-        guard let parsed = mongoc_uri_new_with_error(uri, &error) else {
+        guard let parsed = driver.uriNewWithError(uri, &error) else {
             throw SinkError("invalid MongoDB URI \(shown): \(BSON.message(error))", retryable: false)
         }
-        defer { mongoc_uri_destroy(parsed) }
+        defer { driver.uriDestroy(parsed) }
         // Bound every attempt well inside wal_sender_timeout; the stream retries.
-        if !uri.contains("serverSelectionTimeoutMS") { mongoc_uri_set_option_as_int32(parsed, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000) }
-        if !uri.contains("socketTimeoutMS") { mongoc_uri_set_option_as_int32(parsed, MONGOC_URI_SOCKETTIMEOUTMS, 30000) }
-        mongoc_uri_set_appname(parsed, "temporal")
-        guard let client = mongoc_client_new_from_uri_with_error(parsed, &error) else {
+        if !uri.contains("serverSelectionTimeoutMS") { _ = driver.uriSetOptionAsInt32(parsed, MongoDriver.serverSelectionTimeoutOption, 5000) }
+        if !uri.contains("socketTimeoutMS") { _ = driver.uriSetOptionAsInt32(parsed, MongoDriver.socketTimeoutOption, 30000) }
+        _ = driver.uriSetAppname(parsed, "temporal")
+        guard let client = driver.clientNewFromURIWithError(parsed, &error) else {
             throw SinkError("cannot use MongoDB at \(shown): \(BSON.message(error))", retryable: false)
         }
-        mongoc_client_set_error_api(client, 2)
+        _ = driver.clientSetErrorAPI(client, 2)
         self.client = client
-        collection = mongoc_client_get_collection(client, database, name)
-        writeConcern = mongoc_write_concern_new()
+        collection = driver.clientGetCollection(client, database, name)!
+        writeConcern = driver.writeConcernNew()!
         if concern == "majority" {
-            mongoc_write_concern_set_w(writeConcern, MONGOC_WRITE_CONCERN_W_MAJORITY)
+            driver.writeConcernSetW(writeConcern, MongoDriver.majority)
         } else if let nodes = Int32(concern), nodes >= 1 {
-            mongoc_write_concern_set_w(writeConcern, nodes)
+            driver.writeConcernSetW(writeConcern, nodes)
         } else {
             throw SinkError("write concern must be majority or a number of nodes, not \(concern)", retryable: false)
         }
-        mongoc_write_concern_set_journal(writeConcern, true)
+        driver.writeConcernSetJournal(writeConcern, true)
         description = "\(shown) \(database).\(name)"
     }
 
     deinit {
-        mongoc_write_concern_destroy(writeConcern)
-        mongoc_collection_destroy(collection)
-        mongoc_client_destroy(client)
+        driver.writeConcernDestroy(writeConcern)
+        driver.collectionDestroy(collection)
+        driver.clientDestroy(client)
     }
 
-    private static let initializeDriver: Void = { mongoc_init() }()
+    private let driver: MongoDriver
+
+    /// libmongoc, loaded on first use (see MongoDriver).
+    private static func driver() throws -> MongoDriver {
+        switch MongoDriver.shared {
+        case let .success(driver): return driver
+        case let .failure(error): throw error
+        }
+    }
 
     /// Checks that MongoDB answers, in MongoDB's words when it does not.
     public func ping() throws {
@@ -58,7 +67,7 @@ public final class MongoSink: EventSink {
         defer { bson_destroy(command) }
         var error = bson_error_t()
         try BSON.withReply { reply in
-            if !mongoc_client_command_simple(client, "admin", command, nil, reply, &error) {
+            if !driver.clientCommandSimple(client, "admin", command, nil, reply, &error) {
                 throw SinkError("MongoDB at \(description) does not answer: \(BSON.message(error))")
             }
         }
@@ -73,9 +82,9 @@ public final class MongoSink: EventSink {
         }
         let options = BSON.make(EventDocument([("ordered", .bool(false))]))
         defer { bson_destroy(options) }
-        mongoc_write_concern_append(writeConcern, options)
-        let bulk = mongoc_collection_create_bulk_operation_with_opts(collection, options)
-        defer { mongoc_bulk_operation_destroy(bulk) }
+        _ = driver.writeConcernAppend(writeConcern, options)
+        let bulk = driver.collectionCreateBulkOperationWithOpts(collection, options)
+        defer { driver.bulkOperationDestroy(bulk) }
         // json and jsonb keep their keys as the row has them ("$date", "a.b"):
         // the client's own check of such keys is off, the server decides.
         let insertOptions = BSON.make(EventDocument([("validate", .bool(false))]))
@@ -84,12 +93,12 @@ public final class MongoSink: EventSink {
         for event in events {
             let document = BSON.make(event.document)
             defer { bson_destroy(document) }
-            guard mongoc_bulk_operation_insert_with_opts(bulk, document, insertOptions, &error) else {
+            guard driver.bulkOperationInsertWithOpts(bulk, document, insertOptions, &error) else {
                 throw SinkError("MongoDB refused an event before sending it: \(BSON.message(error))", retryable: false)
             }
         }
         return try BSON.withReply { reply in
-            if mongoc_bulk_operation_execute(bulk, reply, &error) == 0 {
+            if driver.bulkOperationExecute(bulk, reply, &error) == 0 {
                 try MongoSink.check(reply: reply, error: error)
             }
             // Duplicates (events stored before a crash or a reconnection) are not counted.

@@ -1,4 +1,5 @@
 #ifndef CMONGOC_SHIM_H
 #define CMONGOC_SHIM_H
+/* The whole C driver, linked: for the tests' own MongoDB reader. */
 #include <mongoc/mongoc.h>
 #endif
