@@ -76,7 +76,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ChangeStreamTests",
-            dependencies: ["ChangeStream", "Postgres", "TemporalKit", "TestSupport"]
+            dependencies: ["ChangeStream", "Postgres", "TemporalKit", "TestSupport"],
+            // Read from the source tree by the tests themselves.
+            exclude: ["Fixtures", "Scripts"]
         ),
         .testTarget(
             name: "TemporalCLITests",

@@ -14,6 +14,36 @@ public final class TypeCatalog {
     /// A catalog that knows only built-in scalar types (for tests from bytes).
     public init() { connection = nil }
 
+    /// What a catalog learned from a server, saved so that bytes captured from
+    /// that server decode the same way without it (the offline test tier).
+    public struct Snapshot: Sendable, Equatable {
+        public var arrayElements: [UInt32: UInt32] = [:]
+        public var domainBases: [UInt32: UInt32] = [:]
+        public var primaryKeys: [UInt32: [String]] = [:]
+        public var quotedKeywords: Set<String> = []
+        public init() {}
+    }
+
+    /// A catalog that knows what `snapshot` holds and asks no server.
+    public init(snapshot: Snapshot) {
+        connection = nil
+        arrayElements = snapshot.arrayElements
+        domainBases = snapshot.domainBases
+        primaryKeys = snapshot.primaryKeys
+        quotedKeywords = snapshot.quotedKeywords
+    }
+
+    /// What this catalog knows of the types not built in, the keys of
+    /// `relations` and the key words, for bytes captured alongside.
+    public func snapshot(relations: [UInt32]) throws -> Snapshot {
+        var snapshot = Snapshot()
+        snapshot.arrayElements = arrayElements.filter { !TypeOID.isBuiltin($0.key) }
+        snapshot.domainBases = domainBases.filter { !TypeOID.isBuiltin($0.key) }
+        for relation in relations { snapshot.primaryKeys[relation] = try primaryKey(relation) ?? [] }
+        snapshot.quotedKeywords = quotedKeywords
+        return snapshot
+    }
+
     public init(connection: Connection) throws {
         self.connection = connection
         try reload()
@@ -96,8 +126,11 @@ public final class TypeCatalog {
         return key.isEmpty ? nil : key
     }
 
-    /// Forgets a table's key after its shape changed.
-    func forgetKey(_ relationOID: UInt32) { primaryKeys[relationOID] = nil }
+    /// Forgets a table's key after its shape changed, to ask the server again
+    /// (a catalog without a server keeps what its snapshot says).
+    func forgetKey(_ relationOID: UInt32) {
+        if connection != nil { primaryKeys[relationOID] = nil }
+    }
 }
 
 enum TypeOID {
