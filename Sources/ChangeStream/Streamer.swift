@@ -102,13 +102,14 @@ public final class Streamer {
     @discardableResult
     public func run() throws -> LSN {
         let catalog = try Connection(conninfo: configuration.conninfo, applicationName: "temporal stream")
+        try catalog.pinSearchPath()
         let start = try StreamAdmin(connection: catalog).checkReady(slot: configuration.slot, publication: configuration.publication)
         let builder = try EventBuilder(slot: configuration.slot, types: try TypeCatalog(connection: catalog),
                                        encoding: sink.encoding, spoolDirectory: configuration.spoolDirectory)
 
         let replication = try ReplicationConnection(conninfo: configuration.conninfo)
         // pgoutput prints values with the walsender's settings; ValueDecoder reads these.
-        for setting in ["TimeZone = 'UTC'", "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'",
+        for setting in ["search_path = pg_catalog, pg_temp", "TimeZone = 'UTC'", "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'",
                         "extra_float_digits = 3", "IntervalStyle = 'postgres'"] {
             try replication.command("SET \(setting)")
         }

@@ -75,6 +75,14 @@ public final class Connection {
         PQfinish(handle)
     }
 
+    /// Sets the session's search_path to pg_catalog (and pg_temp last), so
+    /// that no function, operator or type a role with CREATE on a schema of
+    /// the user's path planted can stand in for a built-in in the SQL this
+    /// connection runs from now on. Names typed by a user are resolved before.
+    public func pinSearchPath() throws {
+        try query("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)")
+    }
+
     /// Runs one statement with its values as parameters (`$1`, `$2`, ...).
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresParameter)?] = []) throws -> QueryResult {

@@ -32,6 +32,7 @@ struct StreamDrop: DatabaseCommand {
     }
 
     func run(on database: Connection) throws {
+        try database.pinSearchPath()
         try StreamAdmin(connection: database).drop(slot: slot, publication: publication, force: force)
         print("dropped slot \(slot)" + (publication.map { " and publication \($0)" } ?? ""))
     }

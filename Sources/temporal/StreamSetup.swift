@@ -47,6 +47,7 @@ struct StreamSetup: DatabaseCommand {
 
     func run(on database: Connection) throws {
         let names = try tables.map { try TableResolver.resolve($0, on: database) }
+        try database.pinSearchPath()
         let report = try StreamAdmin(connection: database).setup(
             slot: slot, publication: publication, tables: names.map { ($0.schema, $0.name) },
             replicaIdentityFull: replicaIdentityFull)

@@ -28,6 +28,7 @@ struct StreamStatus: DatabaseCommand {
     var allPlugins = false
 
     func run(on database: Connection) throws {
+        try database.pinSearchPath()
         Renderer(format: output.format).print(try StreamAdmin(connection: database).status(slot: slot, allPlugins: allPlugins))
     }
 }
