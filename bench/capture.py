@@ -62,20 +62,31 @@ class PgTemporal:
     table = "bench_temporal"
 
     def setup(self):
-        psql("""SELECT temporal_versioning.disable_temporal_versioning('public', 'bench_temporal', true)
-                FROM temporal_versioning.versioned_tables WHERE table_name = 'bench_temporal';
-                TRUNCATE temporal_versioning.transactions;""", DB)
+        psql(f"""SELECT temporal_versioning.disable_temporal_versioning('public', '{self.table}', true)
+                 FROM temporal_versioning.versioned_tables WHERE table_name = '{self.table}';
+                 TRUNCATE temporal_versioning.transactions;""", DB)
         create_table(self.table)
-        temporal("enable", "public.bench_temporal", db=DB)
-        psql("ALTER TABLE temporal_versioning.bench_temporal_history SET (autovacuum_enabled = off)", DB)
+        temporal("enable", f"public.{self.table}", db=DB)
+        psql(f"ALTER TABLE temporal_versioning.{self.table}_history SET (autovacuum_enabled = off)", DB)
 
     def history_bytes(self):
-        return int(psql("""SELECT pg_total_relation_size('temporal_versioning.bench_temporal_history')
-                                + pg_total_relation_size('temporal_versioning.transactions')""", DB))
+        return int(psql(f"""SELECT pg_total_relation_size('temporal_versioning.{self.table}_history')
+                                 + pg_total_relation_size('temporal_versioning.transactions')""", DB))
 
     def history_heap_bytes(self):
-        return int(psql("""SELECT pg_relation_size('temporal_versioning.bench_temporal_history')
-                                + pg_relation_size('temporal_versioning.transactions')""", DB))
+        return int(psql(f"""SELECT pg_relation_size('temporal_versioning.{self.table}_history')
+                                 + pg_relation_size('temporal_versioning.transactions')""", DB))
+
+
+class PgTemporalWithoutContext(PgTemporal):
+    """The same capture without the BEFORE statement trigger that hands SET
+    LOCAL context to the change stream: what that trigger costs."""
+    name = "pg-temporal without context trigger"
+    table = "bench_temporal_nc"
+
+    def setup(self):
+        super().setup()
+        psql(f"ALTER TABLE {self.table} DISABLE TRIGGER temporal_capture_context", DB)
 
 
 class Periods:
@@ -119,7 +130,7 @@ class TableLog:
         return int(psql("SELECT pg_relation_size('bench_tablelog_log')", DB))
 
 
-VARIANTS = [Plain(), PgTemporal(), Periods(), TableLog()]
+VARIANTS = [Plain(), PgTemporal(), PgTemporalWithoutContext(), Periods(), TableLog()]
 OPERATIONS = {
     "UPDATE": "UPDATE {t} SET balance = balance + 1, updated_at = now()",
     "INSERT": "INSERT INTO {t} (id, name, email, city, balance, status, created_at, updated_at) " + rows_sql(ROWS + 1, 2 * ROWS),

@@ -11,6 +11,7 @@ COMMENT ON FUNCTION temporal_versioning.version() IS
 
 -- Functions of earlier releases that this one replaced or renamed.
 DROP FUNCTION IF EXISTS temporal_versioning.differs_sql(text, text, text);
+DROP FUNCTION IF EXISTS temporal_versioning.differs_sql(text[], text[], text[]);
 DROP FUNCTION IF EXISTS temporal_versioning.jsonb_object_sql(text, name[], name[]);
 DROP FUNCTION IF EXISTS temporal_versioning.as_of_sql(integer);
 DROP FUNCTION IF EXISTS temporal_versioning.prepare_as_of(text, text, timestamptz);
@@ -149,6 +150,22 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._type_is_trusted(oid) IS
     'pg-temporal (internal): whether a type and every type inside it belong to superusers, so no cast on it can be a table owner''s code';
 
+-- The base type of a domain (of a domain ...), or the type itself.
+CREATE OR REPLACE FUNCTION temporal_versioning._base_type(type_oid oid)
+RETURNS oid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE chain(oid, base) AS (
+        SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.oid = type_oid
+        UNION ALL
+        SELECT t.oid, t.typbasetype FROM chain c JOIN pg_type t ON t.oid = c.base WHERE c.base <> 0)
+    SELECT oid FROM chain WHERE base = 0;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._base_type(oid) IS
+    'pg-temporal (internal): the base type of a domain, or the type itself';
+
 -- SQL for a value as jsonb. to_jsonb() calls a cast to json when the value's
 -- type has one, and the owner of a type may create such a cast: a value of a
 -- type that is not trusted (see _type_is_trusted) becomes the JSON string of
@@ -159,7 +176,9 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN temporal_versioning._type_is_trusted(type_oid) THEN value_sql
+    -- to_jsonb reads a domain as its base type (a cast on a domain is never
+    -- used), so the base type is the one to trust.
+    SELECT CASE WHEN temporal_versioning._type_is_trusted(temporal_versioning._base_type(type_oid)) THEN value_sql
                 ELSE format('CASE WHEN pg_catalog.num_nulls(%1$s) OPERATOR(pg_catalog.=) 0'
                             ' THEN pg_catalog.to_jsonb(pg_catalog.format(''%%s'', %1$s)) END', value_sql) END;
 $$;
@@ -176,13 +195,15 @@ COMMENT ON FUNCTION temporal_versioning._jsonb_value_sql(text, oid) IS
 -- counts, and no cast, operator or output function of a table owner's type is
 -- ever run (the capture function runs with its owner's rights). Capture and
 -- revert use the same test.
-CREATE OR REPLACE FUNCTION temporal_versioning.differs_sql(left_values text[], right_values text[], value_types text[])
+CREATE OR REPLACE FUNCTION temporal_versioning.differs_sql(left_values text[], right_values text[], value_types text[],
+                                                           relabel boolean DEFAULT false)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH columns AS (
-        SELECT i, left_values[i] AS l, right_values[i] AS r, to_regtype(value_types[i]) AS type
+        SELECT i, left_values[i] AS l, right_values[i] AS r, to_regtype(value_types[i]) AS type,
+               value_types[i] AS type_name
         FROM generate_subscripts(value_types, 1) i),
     tests AS (
         SELECT i, format('%s IS DISTINCT FROM %s', l, r) AS test FROM columns
@@ -195,9 +216,11 @@ AS $$
         WHERE type IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype)
         UNION ALL
         SELECT min(i), format('pg_catalog.record_image_ne(ROW(%s), ROW(%s))',
-                              -- without its typmod, the cast is a relabelling (of a domain to its base type) or nothing
-                              string_agg(format('%s::%s', l, type::text), ', ' ORDER BY i),
-                              string_agg(format('%s::%s', r, type::text), ', ' ORDER BY i))
+                              -- Both sides must have the same types: with `relabel` (a live
+                              -- column of a domain against its history column), both are cast to
+                              -- the history type, typmod and all, which only relabels the domain.
+                              string_agg(CASE WHEN relabel THEN format('%s::%s', l, type_name) ELSE l END, ', ' ORDER BY i),
+                              string_agg(CASE WHEN relabel THEN format('%s::%s', r, type_name) ELSE r END, ', ' ORDER BY i))
         FROM columns
         WHERE type NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype,
                            'bool'::regtype, 'date'::regtype, 'timestamp'::regtype,
@@ -208,5 +231,5 @@ AS $$
     SELECT coalesce(string_agg(test, ' OR ' ORDER BY i), 'false') FROM tests;
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.differs_sql(text[], text[], text[]) IS
+COMMENT ON FUNCTION temporal_versioning.differs_sql(text[], text[], text[], boolean) IS
     'pg-temporal: SQL testing whether two rows differ visibly, without running any cast or operator a table owner defined';

@@ -163,8 +163,9 @@ BEGIN
                AND temporal_versioning._type_is_trusted(to_regtype(history_type))
                AND temporal_versioning._type_is_trusted(to_regtype(source.type)) THEN
                 BEGIN
-                    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING %I::%s',
-                                   history, source.attname, source.type, source.attname, source.type);
+                    -- The assignment cast, like the ALTER without USING: an explicit
+                    -- one would silently cut a varchar(5) or bit(n) value short.
+                    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE %s', history, source.attname, source.type);
                     converted := true;
                 EXCEPTION WHEN OTHERS THEN
                     converted := false;

@@ -14,6 +14,35 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._capture_trigger_names() IS
     'pg-temporal (internal): the names of the triggers that capture a versioned table';
 
+-- The tgtype of each trigger of _capture_trigger_names(), in the same order:
+-- statement level; BEFORE INSERT/UPDATE/DELETE/TRUNCATE, AFTER INSERT, AFTER
+-- UPDATE, AFTER DELETE, BEFORE TRUNCATE.
+CREATE OR REPLACE FUNCTION temporal_versioning._capture_trigger_types()
+RETURNS smallint[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY[62, 4, 16, 8, 34]::smallint[];
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._capture_trigger_types() IS
+    'pg-temporal (internal): the trigger type (pg_trigger.tgtype) each capture trigger must have';
+
+-- The function each capture trigger of a table must call, in the order of
+-- _capture_trigger_names().
+CREATE OR REPLACE FUNCTION temporal_versioning._capture_trigger_functions(table_oid oid)
+RETURNS regprocedure[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY[to_regprocedure('temporal_versioning._emit_change_context()')]
+           || array_fill(to_regprocedure(format('temporal_versioning.%I()', v.history_table || '_capture')), ARRAY[4])
+    FROM temporal_versioning.versioned_tables v WHERE v.table_oid = _capture_trigger_functions.table_oid;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._capture_trigger_functions(oid) IS
+    'pg-temporal (internal): the function each capture trigger of a versioned table must call';
+
 -- Before the first write of a transaction to a versioned table, puts the
 -- context the application set with SET LOCAL temporal.user_id /
 -- temporal.changeset_id into the WAL as a transactional logical message, so
@@ -27,13 +56,14 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    user_id text;
-    changeset_id text;
+    user_id pg_catalog.text;
+    changeset_id pg_catalog.text;
 BEGIN
     IF pg_catalog.current_setting('temporal.context_emitted', true) OPERATOR(pg_catalog.=) 'on' THEN
         RETURN NULL;
     END IF;
-    -- (No NULLIF or IS DISTINCT FROM: they find their = through search_path.)
+    -- (No NULLIF or IS DISTINCT FROM: they find their = through search_path;
+    -- and the variables' type is named by its schema, for the same reason.)
     user_id := pg_catalog.current_setting('temporal.user_id', true);
     changeset_id := pg_catalog.current_setting('temporal.changeset_id', true);
     IF user_id OPERATOR(pg_catalog.=) '' THEN user_id := NULL; END IF;
@@ -67,6 +97,10 @@ BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
     source := vt.table_oid::regclass;
     capture := format('temporal_versioning.%I()', vt.history_table || '_capture');
+    -- Tells the schema-change event trigger to judge the triggers once all are there.
+    UPDATE temporal_versioning.versioned_tables v
+       SET options = v.options || jsonb_build_object('creating_triggers_in', txid_current()::text)
+     WHERE v.id = vt.id;
     -- In the order of _capture_trigger_names().
     definitions := ARRAY[
         'BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION temporal_versioning._emit_change_context()',
@@ -75,6 +109,19 @@ BEGIN
         'AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s'];
     FOR i IN 1 .. cardinality(definitions) LOOP
+        -- A trigger of that name must be ours: one that calls another function
+        -- (planted before enable, say) would silently capture nothing.
+        IF EXISTS (SELECT 1 FROM pg_trigger t
+                   WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]
+                     AND (t.tgfoid <> (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]
+                          OR t.tgtype <> (temporal_versioning._capture_trigger_types())[i]
+                          OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL)) THEN
+            RAISE EXCEPTION 'trigger "%" on %.% is not pg-temporal''s', (temporal_versioning._capture_trigger_names())[i],
+                            quote_ident(vt.schema_name), quote_ident(vt.table_name)
+                USING ERRCODE = 'duplicate_object',
+                      DETAIL = 'pg-temporal captures changes with triggers of that name.',
+                      HINT = 'Rename or drop that trigger first.';
+        END IF;
         CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t
                               WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]);
         EXECUTE format('CREATE TRIGGER %I ', (temporal_versioning._capture_trigger_names())[i])
@@ -84,6 +131,7 @@ BEGIN
     -- ALWAYS: changes applied by a logical replication subscriber (which runs
     -- with session_replication_role = replica) are history too. One ALTER
     -- TABLE, so that the schema-change event trigger sees them all in place.
+    UPDATE temporal_versioning.versioned_tables v SET options = v.options - 'creating_triggers_in' WHERE v.id = vt.id;
     IF cardinality(created) > 0 THEN
         EXECUTE format('ALTER TABLE %s ', source)
              || (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ') FROM unnest(created) t);

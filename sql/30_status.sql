@@ -1,8 +1,10 @@
 -- What is versioned, and what its history holds.
 
--- State of the capture triggers of a table: 'enabled' when all of them fire
--- always, 'disabled' when any is disabled, 'missing' when any is gone,
--- 'dropped' when the table itself is gone.
+-- State of the capture triggers of a table: 'enabled' when all of them are
+-- in place, pg-temporal's own (the right function, events and timing, no
+-- column list or WHEN) and fire always; 'replaced' when one is not
+-- pg-temporal's; 'disabled' when any is disabled; 'missing' when any is
+-- gone; 'dropped' when the table itself is gone.
 CREATE OR REPLACE FUNCTION temporal_versioning.capture_state(table_oid oid)
 RETURNS text
 LANGUAGE sql STABLE
@@ -11,13 +13,15 @@ AS $$
     SELECT CASE
         WHEN table_oid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = table_oid) THEN 'dropped'
         WHEN count(t.oid) < cardinality(temporal_versioning._capture_trigger_names()) THEN 'missing'
+        WHEN bool_or(t.tgfoid IS DISTINCT FROM (temporal_versioning._capture_trigger_functions(table_oid))[e.n]
+                     OR t.tgtype <> (temporal_versioning._capture_trigger_types())[e.n]
+                     OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL) THEN 'replaced'
         WHEN bool_and(t.tgenabled = 'A') THEN 'enabled'
         WHEN bool_or(t.tgenabled = 'D') THEN 'disabled'
         ELSE 'enabled (origin only)'
     END
-    FROM pg_trigger t
-    WHERE t.tgrelid = table_oid
-      AND t.tgname = ANY (temporal_versioning._capture_trigger_names());
+    FROM unnest(temporal_versioning._capture_trigger_names()) WITH ORDINALITY AS e(name, n)
+    JOIN pg_trigger t ON t.tgrelid = table_oid AND t.tgname = e.name;
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.capture_state(oid) IS

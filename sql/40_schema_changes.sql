@@ -22,6 +22,20 @@ DECLARE
     state text := temporal_versioning.capture_state(vt.table_oid);
     journaled text;
 BEGIN
+    -- create_capture_triggers is putting them in place: judge once it is done.
+    -- (Marked in the catalog, which a table's owner cannot write.)
+    IF (SELECT v.options->>'creating_triggers_in' FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id)
+       = txid_current()::text THEN
+        RETURN;
+    END IF;
+    -- Renaming a capture trigger away, or replacing it with one that calls
+    -- another function, would end capture as silently as dropping it, which
+    -- is refused too.
+    IF state IN ('missing', 'replaced') THEN
+        RAISE EXCEPTION 'cannot change the capture triggers of "%.%": capture would stop (%)', current_schema_name, current_table_name, state
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = format('Turn versioning off instead: temporal disable %I.%I', current_schema_name, current_table_name);
+    END IF;
     -- The state last journaled; enable and disable start afresh with 'enabled'.
     SELECT s.details->>'capture' INTO journaled
     FROM temporal_versioning.schema_changes s
@@ -65,10 +79,30 @@ DECLARE
     current_table_name name;
     state text;
 BEGIN
+    -- A versioned table may not join an inheritance tree or a partitioned
+    -- table (ATTACH PARTITION, INHERIT, CREATE TABLE ... INHERITS): a
+    -- statement on the parent would change its rows without firing its
+    -- statement triggers.
+    SELECT * INTO vt FROM temporal_versioning.versioned_tables v
+    WHERE v.enabled AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = v.table_oid OR i.inhparent = v.table_oid)
+    LIMIT 1;
+    IF vt.id IS NOT NULL THEN
+        RAISE EXCEPTION 'versioned table "%.%" cannot be part of an inheritance tree or a partitioned table', vt.schema_name, vt.table_name
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A statement on the parent changes its rows without firing its statement triggers, so changes would be missed.',
+                  HINT = format('Turn versioning off first: temporal disable %I.%I', vt.schema_name, vt.table_name);
+    END IF;
+
+    -- The tables altered, and the tables of the triggers created or altered
+    -- (CREATE OR REPLACE TRIGGER could swap a capture trigger's function).
     FOR altered IN
-        SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
-        WHERE c.classid = 'pg_class'::regclass AND c.object_type IN ('table', 'table column')
+        SELECT DISTINCT CASE WHEN c.classid = 'pg_trigger'::regclass
+                             THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid = c.objid) ELSE c.objid END
+        FROM pg_event_trigger_ddl_commands() c
+        WHERE (c.classid = 'pg_class'::regclass AND c.object_type IN ('table', 'table column'))
+           OR c.classid = 'pg_trigger'::regclass
     LOOP
+        CONTINUE WHEN altered IS NULL;
         SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.table_oid = altered;
         CONTINUE WHEN vt.id IS NULL;
 
@@ -163,7 +197,7 @@ BEGIN
     DROP EVENT TRIGGER IF EXISTS temporal_versioning_alter_table;
     DROP EVENT TRIGGER IF EXISTS temporal_versioning_sql_drop;
     CREATE EVENT TRIGGER temporal_versioning_alter_table ON ddl_command_end
-        WHEN TAG IN ('ALTER TABLE')
+        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
         EXECUTE FUNCTION temporal_versioning.on_alter_table();
     CREATE EVENT TRIGGER temporal_versioning_sql_drop ON sql_drop
         EXECUTE FUNCTION temporal_versioning.on_sql_drop();

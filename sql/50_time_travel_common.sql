@@ -47,7 +47,7 @@ AS $$
     SELECT coalesce(string_agg(chunk, ' OPERATOR(pg_catalog.||) '), '''{}''::pg_catalog.jsonb')
     FROM (
         SELECT 'pg_catalog.jsonb_build_object(' || string_agg(
-                   format('%L::text, %s', keys[i],
+                   format('%L::pg_catalog.text, %s', keys[i],
                           temporal_versioning._jsonb_value_sql(
                               format('%s.%I', alias, sources[i]),
                               (SELECT a.atttypid FROM pg_attribute a
@@ -137,6 +137,13 @@ BEGIN
                   DETAIL = 'Changes made since then are not in its history, so the table cannot be rebuilt as it was.',
                   HINT = format('The recorded changes can still be read with temporal log and temporal history; temporal enable %I.%I restarts the history.',
                                 vt.schema_name, vt.table_name);
+    END IF;
+    IF NOT needs_live_table AND vt.enabled THEN
+        state := temporal_versioning.capture_state(vt.table_oid);
+        IF state <> 'enabled' THEN
+            RAISE WARNING 'capture of "%.%" is %: the latest version shown is read from the table and may hold changes that were not recorded',
+                schema_name, table_name, state;
+        END IF;
     END IF;
     IF needs_live_table THEN
         state := temporal_versioning.capture_state(vt.table_oid);

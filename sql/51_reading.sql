@@ -28,7 +28,7 @@ BEGIN
         'SELECT %3$s FROM ONLY %4$s s'
         ' WHERE NOT EXISTS (SELECT 1 FROM first_after f WHERE %5$s) '
         'UNION ALL '
-        'SELECT %6$s FROM first_after f WHERE f.temporal_operation OPERATOR(pg_catalog.<>) ''I''::"char"',
+        'SELECT %6$s FROM first_after f WHERE f.temporal_operation OPERATOR(pg_catalog.<>) ''I''::pg_catalog."char"',
         temporal_versioning.key_list_sql('h', vt.key_columns),
         temporal_versioning.changes_after_sql(vt.history_table, 1),
         live_list,
@@ -243,6 +243,7 @@ DECLARE
     names name[];
     history_names name[];
     key_condition text;
+    live_condition text;
     unknown text;
     live_row text;
 BEGIN
@@ -264,15 +265,23 @@ BEGIN
                   HINT = format('The key of "%s.%s" is (%s); give every column.', schema_name, table_name, array_to_string(vt.key_columns, ', '));
     END IF;
 
-    SELECT string_agg(format('h.%1$I = ($1->>%1$L)::%2$s', k, format_type(a.atttypid, a.atttypmod)), ' AND ')
-      INTO key_condition
-      FROM unnest(vt.key_columns) k
-      JOIN pg_attribute a ON a.attrelid = format('temporal_versioning.%I', vt.history_table)::regclass AND a.attname = k;
+    -- A key value is cast to its column's type when no table owner can have
+    -- given that type a cast from text; otherwise the key is compared as the
+    -- text its type's output function prints. (For the history, h, and the
+    -- live table, s.)
+    SELECT string_agg(format(c.test, 'h', c.k, c.type), ' AND '), string_agg(format(c.test, 's', c.k, c.type), ' AND ')
+      INTO key_condition, live_condition
+      FROM (SELECT k, format_type(a.atttypid, a.atttypmod) AS type,
+                   CASE WHEN temporal_versioning._type_is_trusted(a.atttypid)
+                        THEN '%1$s.%2$I = ($1->>%2$L)::%3$s'
+                        ELSE 'format(''%%s'', %1$s.%2$I) = ($1->>%2$L)' END AS test
+            FROM unnest(vt.key_columns) k
+            JOIN pg_attribute a ON a.attrelid = temporal_versioning._history_relation(vt) AND a.attname = k) c;
 
     SELECT array_agg(c.column_name ORDER BY c.n), array_agg(c.history_column ORDER BY c.n)
       INTO names, history_names
       FROM temporal_versioning.image_columns(vt.id) WITH ORDINALITY AS c(column_name, history_column, n);
-    live_row := temporal_versioning.live_row_sql(vt, replace(key_condition, 'h.', 's.'));
+    live_row := temporal_versioning.live_row_sql(vt, live_condition);
 
     RETURN QUERY EXECUTE format(
         'WITH changes AS ('

@@ -67,7 +67,7 @@ BEGIN
       FROM temporal_versioning.live_columns(vt.id) c;
     SELECT temporal_versioning.differs_sql(coalesce(array_agg(format('s.%I', kept[i]) ORDER BY i), '{}'),
                                            coalesce(array_agg(format('t.%I', kept_history[i]) ORDER BY i), '{}'),
-                                           coalesce(kept_history_types, '{}'))
+                                           coalesce(kept_history_types, '{}'), relabel => true)
       INTO differs FROM generate_subscripts(kept, 1) i;
 
     RETURN format(
@@ -148,16 +148,19 @@ DECLARE
     columns name[];
     non_key name[];
     chosen text;
+    plan_name text;
 BEGIN
     columns := ARRAY(SELECT a.attname FROM pg_attribute a
                      WHERE a.attrelid = plan AND a.attnum > 0 AND NOT a.attisdropped
                        AND a.attname NOT IN ('temporal_action', 'temporal_key', 'temporal_before', 'temporal_after')
                      ORDER BY a.attnum);
     non_key := ARRAY(SELECT c FROM unnest(columns) c WHERE c <> ALL (vt.key_columns));
-    chosen := format('p.temporal_action OPERATOR(pg_catalog.=) %L::text', action);
+    chosen := format('p.temporal_action OPERATOR(pg_catalog.=) %L::pg_catalog.text', action);
+    -- The plan by its schema: pg_temp is on our path, so its regclass would print bare.
+    plan_name := format('pg_temp.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = plan));
     IF action = 'delete' THEN
         RETURN format('DELETE FROM ONLY %s s USING %s p WHERE %s AND %s',
-                      vt.table_oid::regclass, plan, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+                      vt.table_oid::regclass, plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
     ELSIF action = 'update' THEN
         IF cardinality(non_key) = 0 THEN
             RETURN NULL;
@@ -166,13 +169,13 @@ BEGIN
                       vt.table_oid::regclass,
                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(non_key) c),
                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(non_key) c),
-                      plan, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+                      plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
     END IF;
     RETURN format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s p WHERE %s',
                   vt.table_oid::regclass,
                   (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) c),
                   (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(columns) c),
-                  plan, chosen);
+                  plan_name, chosen);
 END
 $$;
 
@@ -325,6 +328,13 @@ BEGIN
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM temporal_versioning.%I h WHERE h.temporal_tx_id = ANY ($1))', vt.history_table)
             INTO touched USING tx_ids;
         CONTINUE WHEN NOT touched;
+        -- The conflict check and the revert's own capture need every change
+        -- since to be recorded.
+        IF vt.enabled AND temporal_versioning.capture_state(vt.table_oid) <> 'enabled' THEN
+            RAISE EXCEPTION 'capture of "%.%" is %', vt.schema_name, vt.table_name, temporal_versioning.capture_state(vt.table_oid)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Changes made while capture is not firing are not in the history, so a revert could overwrite them and could not itself be undone.';
+        END IF;
         IF NOT dry_run THEN
             IF NOT vt.enabled THEN
                 RAISE EXCEPTION 'versioning of "%.%" is off', vt.schema_name, vt.table_name

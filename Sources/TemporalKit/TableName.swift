@@ -37,10 +37,11 @@ public enum TableResolver {
                 FROM temporal_versioning.versioned_tables v, pg_catalog.parse_ident($1) AS p(parts)
                 WHERE v.table_oid IS NULL
                   AND v.table_name OPERATOR(pg_catalog.=) p.parts[pg_catalog.cardinality(p.parts)]
-                  AND CASE pg_catalog.cardinality(p.parts)
-                          WHEN 1 THEN v.schema_name OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))
-                          WHEN 2 THEN v.schema_name OPERATOR(pg_catalog.=) p.parts[1]
-                          ELSE false END
+                  AND CASE WHEN pg_catalog.cardinality(p.parts) OPERATOR(pg_catalog.=) 1
+                            THEN v.schema_name OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))
+                           WHEN pg_catalog.cardinality(p.parts) OPERATOR(pg_catalog.=) 2
+                            THEN v.schema_name OPERATOR(pg_catalog.=) p.parts[1]
+                           ELSE false END
                 ORDER BY v.id DESC LIMIT 1
                 """, [text])
             if let table = tableName(dropped) { return table }

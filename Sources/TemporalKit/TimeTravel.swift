@@ -44,16 +44,32 @@ public struct TimeTravel {
     }
 
     /// Every version of the row with `key` (column name to value), oldest first.
+    /// With `expandColumns`, each column of the row is a column of the result.
     public func rowHistory(_ table: TableName, key: [(column: String, value: String)], expandColumns: Bool) throws -> QueryResult {
         let keyObject = "{" + key.map { "\(JSON.string($0.column)): \(JSON.string($0.value))" }.joined(separator: ", ") + "}"
-        let source = "temporal_versioning.get_row_history($1, $2, $3::jsonb)"
+        let source = "temporal_versioning.get_row_history($1, $2, $3::pg_catalog.jsonb)"
         guard expandColumns, try tableExists(table) else {
+            return try connection.query("SELECT * FROM \(source)", [table.schema, table.name, keyObject])
+        }
+        // The row images are read into the history table's row type, whose
+        // columns have the base types of the table's domains: reading them
+        // into the table's own type would check the domains' constraints
+        // (a table owner's code) with the caller's rights. Both names come
+        // quoted by the server.
+        let shape = try connection.query("""
+            SELECT pg_catalog.format('temporal_versioning.%I', v.history_table),
+                   (SELECT pg_catalog.string_agg('r.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.column_name), ', ' ORDER BY c.attnum)
+                    FROM temporal_versioning.live_columns(v.id) c)
+            FROM temporal_versioning.versioned_tables v
+            WHERE v.table_oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
+            """, [table.qualified]).rows.first
+        guard let history = shape?[0] ?? nil, let columns = shape?[1] ?? nil else {
             return try connection.query("SELECT * FROM \(source)", [table.schema, table.name, keyObject])
         }
         return try connection.query("""
             SELECT h.version, h.change_type, h.valid_from, h.valid_to, h.db_user, h.user_id, h.changeset,
-                   h.tx_id, h.changed_columns, r.*
-            FROM \(source) h LEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::\(table.qualified), h.row_data) r ON true
+                   h.tx_id, h.changed_columns, \(columns)
+            FROM \(source) h LEFT JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::\(history), h.row_data) r ON true
             ORDER BY h.version
             """, [table.schema, table.name, keyObject])
     }

@@ -41,6 +41,7 @@ struct AsOf: DatabaseCommand {
 
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
+        try database.pinSearchPath()
         let timeTravel = TimeTravel(connection: database)
         let instant = try timeTravel.resolveInstants([at])[0]
         let query = try timeTravel.asOfQuery(name, at: instant, limit: limit, json: output.format == .json)

@@ -33,6 +33,7 @@ struct Diff: DatabaseCommand {
 
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
+        try database.pinSearchPath()
         let timeTravel = TimeTravel(connection: database)
         let instants = try timeTravel.resolveInstants([from, to])
         let differences = try timeTravel.diff(name, from: instants[0], to: instants[1])

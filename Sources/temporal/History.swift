@@ -46,6 +46,7 @@ struct History: DatabaseCommand {
 
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
+        try database.pinSearchPath()
         let timeTravel = TimeTravel(connection: database)
         _ = try timeTravel.resolveInstants([])
         let versions = try timeTravel.rowHistory(name, key: keyPairs, expandColumns: output.format != .json)

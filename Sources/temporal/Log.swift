@@ -57,6 +57,7 @@ struct Log: DatabaseCommand {
 
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
+        try database.pinSearchPath()
         let timeTravel = TimeTravel(connection: database)
         let window = try timeTravel.resolveInstants([since, until].compactMap { $0 })
         var instants = window.makeIterator()

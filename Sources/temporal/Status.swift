@@ -24,6 +24,7 @@ struct Status: DatabaseCommand {
 
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
+        try database.pinSearchPath()
         Renderer(format: output.format).printRecord(try Versioning(connection: database).status(name))
     }
 }

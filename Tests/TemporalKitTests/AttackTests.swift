@@ -144,6 +144,12 @@ struct AttackTests {
             CREATE FUNCTION public.evil_eq_text(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
             BEGIN \(stage.payload) RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
             CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.evil_eq_text);
+            CREATE FUNCTION public.evil_check(anyelement) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN \(stage.payload) RETURN true; END $$;
+            CREATE DOMAIN public.text AS pg_catalog.text CHECK (public.evil_check(VALUE));
+            CREATE DOMAIN public."char" AS pg_catalog."char" CHECK (public.evil_check(VALUE));
+            CREATE DOMAIN public.jsonb AS pg_catalog.jsonb CHECK (public.evil_check(VALUE));
+            CREATE DOMAIN public.int4 AS pg_catalog.int4 CHECK (public.evil_check(VALUE));
             """)
         // The worst case: a DBA whose path puts public before pg_catalog.
         for path in ["\"$user\", public", "public, pg_catalog"] {
@@ -285,4 +291,74 @@ struct AttackTests {
             #expect(error?.psqlDescription.contains(secret) == false)
         }
     }
+
+    @Test("history never casts a key through the owner's cast from text, nor reads rows into the owner's domains")
+    func historyKeysAndDomains() throws {
+        let stage = try Stage()
+        defer { stage.database.dropRoles([stage.role]) }
+        try stage.app.execute("""
+            CREATE TYPE app.mood AS ENUM ('sad', 'happy');
+            CREATE FUNCTION app.ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN \(stage.payload) RETURN true; END $$;
+            CREATE DOMAIN app.checked AS int CHECK (app.ok(VALUE));
+            CREATE TABLE app.t (m app.mood PRIMARY KEY, v app.checked);
+            INSERT INTO app.t VALUES ('sad', 1);
+            """)
+        try stage.enable("app.t")
+        try stage.app.execute("""
+            UPDATE app.t SET v = 2;
+            CREATE FUNCTION app.text_mood(text) RETURNS app.mood LANGUAGE plpgsql AS $$
+            BEGIN \(stage.payload) RETURN 'sad'; END $$;
+            CREATE CAST (text AS app.mood) WITH FUNCTION app.text_mood(text);
+            """)
+        let table = try TableResolver.resolve("app.t", on: stage.dba)
+        let timeTravel = TimeTravel(connection: stage.dba)
+        for expand in [false, true] {
+            let history = try timeTravel.rowHistory(table, key: [("m", "sad")], expandColumns: expand)
+            #expect(history.rows.count == 2, "the row as it was, and its update")
+        }
+        // A domain column is the same value in the table and in the history: no spurious change.
+        let log = try timeTravel.log(table, .init(), summary: false)
+        #expect(log.first?["changed_columns"] == "{v}")
+        #expect(try stage.escalated() == false)
+    }
+
+    @Test("capture cannot be swapped, renamed away or bypassed through inheritance behind the DBA's back")
+    func captureTriggersGuarded() throws {
+        let stage = try Stage()
+        defer { stage.database.dropRoles([stage.role]) }
+        try stage.app.execute("""
+            CREATE FUNCTION app.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+            CREATE TABLE app.pre (id int PRIMARY KEY);
+            CREATE TRIGGER temporal_capture_update AFTER UPDATE ON app.pre FOR EACH STATEMENT EXECUTE FUNCTION app.noop();
+            CREATE TABLE app.t (id int PRIMARY KEY, v int); INSERT INTO app.t VALUES (1, 1);
+            CREATE TABLE app.parent (id int, v int);
+            CREATE TABLE app.parted (id int, v int) PARTITION BY RANGE (id);
+            """)
+        // A trigger planted under a capture trigger's name before enable.
+        let planted = #expect(throws: PostgresError.self) { try stage.enable("app.pre") }
+        #expect(planted?.message == #"trigger "temporal_capture_update" on app.pre is not pg-temporal's"#)
+        try stage.enable("app.t")
+        for statement in [
+            "CREATE OR REPLACE TRIGGER temporal_capture_update AFTER UPDATE ON app.t FOR EACH STATEMENT EXECUTE FUNCTION app.noop()",
+            "ALTER TRIGGER temporal_capture_update ON app.t RENAME TO spare",
+            "ALTER TABLE app.t INHERIT app.parent",
+            "ALTER TABLE app.parted ATTACH PARTITION app.t FOR VALUES FROM (0) TO (100)",
+            "CREATE TABLE app.child () INHERITS (app.t)",
+        ] {
+            let refused = #expect(throws: PostgresError.self, "\(statement)") { try stage.app.execute(statement) }
+            #expect(refused != nil, "\(statement)")
+        }
+        try stage.app.execute("UPDATE app.t SET v = 2")
+        #expect(try stage.dba.value("SELECT count(*) FROM temporal_versioning.t_history") == "1", "still captured")
+        #expect(try Versioning(connection: stage.dba).status(TableResolver.resolve("app.t", on: stage.dba)).first?["capture"] == "enabled")
+        // Undoing a transaction while capture is paused is refused: it could not be undone in turn.
+        let tx = try stage.dba.value("SELECT max(temporal_tx_id) FROM temporal_versioning.t_history")!
+        try stage.app.execute("ALTER TABLE app.t DISABLE TRIGGER temporal_capture_update")
+        let paused = #expect(throws: PostgresError.self) {
+            _ = try TimeTravel(connection: stage.dba).revert(.transaction(Int64(tx)!, nil), dryRun: false)
+        }
+        #expect(paused?.message == #"capture of "app.t" is disabled"#)
+    }
+
 }

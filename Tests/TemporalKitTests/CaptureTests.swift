@@ -229,4 +229,19 @@ struct CaptureTests {
             WHERE attrelid = 'temporal_versioning.customers_history'::regclass AND attname = 'score'
             """) == "integer")
     }
+
+    @Test("values of types with a length are compared whole: bit strings and char arrays")
+    func typmodValues() throws {
+        let (_, connection) = try versionedTable("""
+            CREATE TABLE customers (id int PRIMARY KEY, b bit(3), c char(2)[], v varchar(4));
+            INSERT INTO customers VALUES (1, B'100', '{ab,cd}', 'abcd');
+            """)
+        try connection.execute("UPDATE customers SET b = B'101'")
+        try connection.execute("UPDATE customers SET c = '{ab,ce}'")
+        try connection.execute("UPDATE customers SET v = 'abce'")
+        try connection.execute("UPDATE customers SET v = 'abce'")
+        #expect(try historyLines(connection, columns: ["id", "b", "c", "v"]) == [
+            "U:1,100,{ab,cd},abcd", "U:1,101,{ab,cd},abcd", "U:1,101,{ab,ce},abcd",
+        ])
+    }
 }

@@ -101,6 +101,7 @@ COMMENT ON FUNCTION temporal_versioning.version() IS
 
 -- Functions of earlier releases that this one replaced or renamed.
 DROP FUNCTION IF EXISTS temporal_versioning.differs_sql(text, text, text);
+DROP FUNCTION IF EXISTS temporal_versioning.differs_sql(text[], text[], text[]);
 DROP FUNCTION IF EXISTS temporal_versioning.jsonb_object_sql(text, name[], name[]);
 DROP FUNCTION IF EXISTS temporal_versioning.as_of_sql(integer);
 DROP FUNCTION IF EXISTS temporal_versioning.prepare_as_of(text, text, timestamptz);
@@ -239,6 +240,22 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._type_is_trusted(oid) IS
     'pg-temporal (internal): whether a type and every type inside it belong to superusers, so no cast on it can be a table owner''s code';
 
+-- The base type of a domain (of a domain ...), or the type itself.
+CREATE OR REPLACE FUNCTION temporal_versioning._base_type(type_oid oid)
+RETURNS oid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE chain(oid, base) AS (
+        SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.oid = type_oid
+        UNION ALL
+        SELECT t.oid, t.typbasetype FROM chain c JOIN pg_type t ON t.oid = c.base WHERE c.base <> 0)
+    SELECT oid FROM chain WHERE base = 0;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._base_type(oid) IS
+    'pg-temporal (internal): the base type of a domain, or the type itself';
+
 -- SQL for a value as jsonb. to_jsonb() calls a cast to json when the value's
 -- type has one, and the owner of a type may create such a cast: a value of a
 -- type that is not trusted (see _type_is_trusted) becomes the JSON string of
@@ -249,7 +266,9 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN temporal_versioning._type_is_trusted(type_oid) THEN value_sql
+    -- to_jsonb reads a domain as its base type (a cast on a domain is never
+    -- used), so the base type is the one to trust.
+    SELECT CASE WHEN temporal_versioning._type_is_trusted(temporal_versioning._base_type(type_oid)) THEN value_sql
                 ELSE format('CASE WHEN pg_catalog.num_nulls(%1$s) OPERATOR(pg_catalog.=) 0'
                             ' THEN pg_catalog.to_jsonb(pg_catalog.format(''%%s'', %1$s)) END', value_sql) END;
 $$;
@@ -266,13 +285,15 @@ COMMENT ON FUNCTION temporal_versioning._jsonb_value_sql(text, oid) IS
 -- counts, and no cast, operator or output function of a table owner's type is
 -- ever run (the capture function runs with its owner's rights). Capture and
 -- revert use the same test.
-CREATE OR REPLACE FUNCTION temporal_versioning.differs_sql(left_values text[], right_values text[], value_types text[])
+CREATE OR REPLACE FUNCTION temporal_versioning.differs_sql(left_values text[], right_values text[], value_types text[],
+                                                           relabel boolean DEFAULT false)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH columns AS (
-        SELECT i, left_values[i] AS l, right_values[i] AS r, to_regtype(value_types[i]) AS type
+        SELECT i, left_values[i] AS l, right_values[i] AS r, to_regtype(value_types[i]) AS type,
+               value_types[i] AS type_name
         FROM generate_subscripts(value_types, 1) i),
     tests AS (
         SELECT i, format('%s IS DISTINCT FROM %s', l, r) AS test FROM columns
@@ -285,9 +306,11 @@ AS $$
         WHERE type IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype)
         UNION ALL
         SELECT min(i), format('pg_catalog.record_image_ne(ROW(%s), ROW(%s))',
-                              -- without its typmod, the cast is a relabelling (of a domain to its base type) or nothing
-                              string_agg(format('%s::%s', l, type::text), ', ' ORDER BY i),
-                              string_agg(format('%s::%s', r, type::text), ', ' ORDER BY i))
+                              -- Both sides must have the same types: with `relabel` (a live
+                              -- column of a domain against its history column), both are cast to
+                              -- the history type, typmod and all, which only relabels the domain.
+                              string_agg(CASE WHEN relabel THEN format('%s::%s', l, type_name) ELSE l END, ', ' ORDER BY i),
+                              string_agg(CASE WHEN relabel THEN format('%s::%s', r, type_name) ELSE r END, ', ' ORDER BY i))
         FROM columns
         WHERE type NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype,
                            'bool'::regtype, 'date'::regtype, 'timestamp'::regtype,
@@ -298,7 +321,7 @@ AS $$
     SELECT coalesce(string_agg(test, ' OR ' ORDER BY i), 'false') FROM tests;
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.differs_sql(text[], text[], text[]) IS
+COMMENT ON FUNCTION temporal_versioning.differs_sql(text[], text[], text[], boolean) IS
     'pg-temporal: SQL testing whether two rows differ visibly, without running any cast or operator a table owner defined';
 """###),
         SQLFile(name: "10_history.sql", text: ###"""
@@ -467,8 +490,9 @@ BEGIN
                AND temporal_versioning._type_is_trusted(to_regtype(history_type))
                AND temporal_versioning._type_is_trusted(to_regtype(source.type)) THEN
                 BEGIN
-                    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING %I::%s',
-                                   history, source.attname, source.type, source.attname, source.type);
+                    -- The assignment cast, like the ALTER without USING: an explicit
+                    -- one would silently cut a varchar(5) or bit(n) value short.
+                    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE %s', history, source.attname, source.type);
                     converted := true;
                 EXCEPTION WHEN OTHERS THEN
                     converted := false;
@@ -690,6 +714,35 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._capture_trigger_names() IS
     'pg-temporal (internal): the names of the triggers that capture a versioned table';
 
+-- The tgtype of each trigger of _capture_trigger_names(), in the same order:
+-- statement level; BEFORE INSERT/UPDATE/DELETE/TRUNCATE, AFTER INSERT, AFTER
+-- UPDATE, AFTER DELETE, BEFORE TRUNCATE.
+CREATE OR REPLACE FUNCTION temporal_versioning._capture_trigger_types()
+RETURNS smallint[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY[62, 4, 16, 8, 34]::smallint[];
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._capture_trigger_types() IS
+    'pg-temporal (internal): the trigger type (pg_trigger.tgtype) each capture trigger must have';
+
+-- The function each capture trigger of a table must call, in the order of
+-- _capture_trigger_names().
+CREATE OR REPLACE FUNCTION temporal_versioning._capture_trigger_functions(table_oid oid)
+RETURNS regprocedure[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY[to_regprocedure('temporal_versioning._emit_change_context()')]
+           || array_fill(to_regprocedure(format('temporal_versioning.%I()', v.history_table || '_capture')), ARRAY[4])
+    FROM temporal_versioning.versioned_tables v WHERE v.table_oid = _capture_trigger_functions.table_oid;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._capture_trigger_functions(oid) IS
+    'pg-temporal (internal): the function each capture trigger of a versioned table must call';
+
 -- Before the first write of a transaction to a versioned table, puts the
 -- context the application set with SET LOCAL temporal.user_id /
 -- temporal.changeset_id into the WAL as a transactional logical message, so
@@ -703,13 +756,14 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    user_id text;
-    changeset_id text;
+    user_id pg_catalog.text;
+    changeset_id pg_catalog.text;
 BEGIN
     IF pg_catalog.current_setting('temporal.context_emitted', true) OPERATOR(pg_catalog.=) 'on' THEN
         RETURN NULL;
     END IF;
-    -- (No NULLIF or IS DISTINCT FROM: they find their = through search_path.)
+    -- (No NULLIF or IS DISTINCT FROM: they find their = through search_path;
+    -- and the variables' type is named by its schema, for the same reason.)
     user_id := pg_catalog.current_setting('temporal.user_id', true);
     changeset_id := pg_catalog.current_setting('temporal.changeset_id', true);
     IF user_id OPERATOR(pg_catalog.=) '' THEN user_id := NULL; END IF;
@@ -743,6 +797,10 @@ BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
     source := vt.table_oid::regclass;
     capture := format('temporal_versioning.%I()', vt.history_table || '_capture');
+    -- Tells the schema-change event trigger to judge the triggers once all are there.
+    UPDATE temporal_versioning.versioned_tables v
+       SET options = v.options || jsonb_build_object('creating_triggers_in', txid_current()::text)
+     WHERE v.id = vt.id;
     -- In the order of _capture_trigger_names().
     definitions := ARRAY[
         'BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION temporal_versioning._emit_change_context()',
@@ -751,6 +809,19 @@ BEGIN
         'AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s'];
     FOR i IN 1 .. cardinality(definitions) LOOP
+        -- A trigger of that name must be ours: one that calls another function
+        -- (planted before enable, say) would silently capture nothing.
+        IF EXISTS (SELECT 1 FROM pg_trigger t
+                   WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]
+                     AND (t.tgfoid <> (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]
+                          OR t.tgtype <> (temporal_versioning._capture_trigger_types())[i]
+                          OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL)) THEN
+            RAISE EXCEPTION 'trigger "%" on %.% is not pg-temporal''s', (temporal_versioning._capture_trigger_names())[i],
+                            quote_ident(vt.schema_name), quote_ident(vt.table_name)
+                USING ERRCODE = 'duplicate_object',
+                      DETAIL = 'pg-temporal captures changes with triggers of that name.',
+                      HINT = 'Rename or drop that trigger first.';
+        END IF;
         CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t
                               WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]);
         EXECUTE format('CREATE TRIGGER %I ', (temporal_versioning._capture_trigger_names())[i])
@@ -760,6 +831,7 @@ BEGIN
     -- ALWAYS: changes applied by a logical replication subscriber (which runs
     -- with session_replication_role = replica) are history too. One ALTER
     -- TABLE, so that the schema-change event trigger sees them all in place.
+    UPDATE temporal_versioning.versioned_tables v SET options = v.options - 'creating_triggers_in' WHERE v.id = vt.id;
     IF cardinality(created) > 0 THEN
         EXECUTE format('ALTER TABLE %s ', source)
              || (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ') FROM unnest(created) t);
@@ -1004,9 +1076,11 @@ COMMENT ON FUNCTION temporal_versioning.disable_temporal_versioning(text, text, 
         SQLFile(name: "30_status.sql", text: ###"""
 -- What is versioned, and what its history holds.
 
--- State of the capture triggers of a table: 'enabled' when all of them fire
--- always, 'disabled' when any is disabled, 'missing' when any is gone,
--- 'dropped' when the table itself is gone.
+-- State of the capture triggers of a table: 'enabled' when all of them are
+-- in place, pg-temporal's own (the right function, events and timing, no
+-- column list or WHEN) and fire always; 'replaced' when one is not
+-- pg-temporal's; 'disabled' when any is disabled; 'missing' when any is
+-- gone; 'dropped' when the table itself is gone.
 CREATE OR REPLACE FUNCTION temporal_versioning.capture_state(table_oid oid)
 RETURNS text
 LANGUAGE sql STABLE
@@ -1015,13 +1089,15 @@ AS $$
     SELECT CASE
         WHEN table_oid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = table_oid) THEN 'dropped'
         WHEN count(t.oid) < cardinality(temporal_versioning._capture_trigger_names()) THEN 'missing'
+        WHEN bool_or(t.tgfoid IS DISTINCT FROM (temporal_versioning._capture_trigger_functions(table_oid))[e.n]
+                     OR t.tgtype <> (temporal_versioning._capture_trigger_types())[e.n]
+                     OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL) THEN 'replaced'
         WHEN bool_and(t.tgenabled = 'A') THEN 'enabled'
         WHEN bool_or(t.tgenabled = 'D') THEN 'disabled'
         ELSE 'enabled (origin only)'
     END
-    FROM pg_trigger t
-    WHERE t.tgrelid = table_oid
-      AND t.tgname = ANY (temporal_versioning._capture_trigger_names());
+    FROM unnest(temporal_versioning._capture_trigger_names()) WITH ORDINALITY AS e(name, n)
+    JOIN pg_trigger t ON t.tgrelid = table_oid AND t.tgname = e.name;
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.capture_state(oid) IS
@@ -1138,6 +1214,20 @@ DECLARE
     state text := temporal_versioning.capture_state(vt.table_oid);
     journaled text;
 BEGIN
+    -- create_capture_triggers is putting them in place: judge once it is done.
+    -- (Marked in the catalog, which a table's owner cannot write.)
+    IF (SELECT v.options->>'creating_triggers_in' FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id)
+       = txid_current()::text THEN
+        RETURN;
+    END IF;
+    -- Renaming a capture trigger away, or replacing it with one that calls
+    -- another function, would end capture as silently as dropping it, which
+    -- is refused too.
+    IF state IN ('missing', 'replaced') THEN
+        RAISE EXCEPTION 'cannot change the capture triggers of "%.%": capture would stop (%)', current_schema_name, current_table_name, state
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = format('Turn versioning off instead: temporal disable %I.%I', current_schema_name, current_table_name);
+    END IF;
     -- The state last journaled; enable and disable start afresh with 'enabled'.
     SELECT s.details->>'capture' INTO journaled
     FROM temporal_versioning.schema_changes s
@@ -1181,10 +1271,30 @@ DECLARE
     current_table_name name;
     state text;
 BEGIN
+    -- A versioned table may not join an inheritance tree or a partitioned
+    -- table (ATTACH PARTITION, INHERIT, CREATE TABLE ... INHERITS): a
+    -- statement on the parent would change its rows without firing its
+    -- statement triggers.
+    SELECT * INTO vt FROM temporal_versioning.versioned_tables v
+    WHERE v.enabled AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = v.table_oid OR i.inhparent = v.table_oid)
+    LIMIT 1;
+    IF vt.id IS NOT NULL THEN
+        RAISE EXCEPTION 'versioned table "%.%" cannot be part of an inheritance tree or a partitioned table', vt.schema_name, vt.table_name
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A statement on the parent changes its rows without firing its statement triggers, so changes would be missed.',
+                  HINT = format('Turn versioning off first: temporal disable %I.%I', vt.schema_name, vt.table_name);
+    END IF;
+
+    -- The tables altered, and the tables of the triggers created or altered
+    -- (CREATE OR REPLACE TRIGGER could swap a capture trigger's function).
     FOR altered IN
-        SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
-        WHERE c.classid = 'pg_class'::regclass AND c.object_type IN ('table', 'table column')
+        SELECT DISTINCT CASE WHEN c.classid = 'pg_trigger'::regclass
+                             THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid = c.objid) ELSE c.objid END
+        FROM pg_event_trigger_ddl_commands() c
+        WHERE (c.classid = 'pg_class'::regclass AND c.object_type IN ('table', 'table column'))
+           OR c.classid = 'pg_trigger'::regclass
     LOOP
+        CONTINUE WHEN altered IS NULL;
         SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.table_oid = altered;
         CONTINUE WHEN vt.id IS NULL;
 
@@ -1279,7 +1389,7 @@ BEGIN
     DROP EVENT TRIGGER IF EXISTS temporal_versioning_alter_table;
     DROP EVENT TRIGGER IF EXISTS temporal_versioning_sql_drop;
     CREATE EVENT TRIGGER temporal_versioning_alter_table ON ddl_command_end
-        WHEN TAG IN ('ALTER TABLE')
+        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
         EXECUTE FUNCTION temporal_versioning.on_alter_table();
     CREATE EVENT TRIGGER temporal_versioning_sql_drop ON sql_drop
         EXECUTE FUNCTION temporal_versioning.on_sql_drop();
@@ -1339,7 +1449,7 @@ AS $$
     SELECT coalesce(string_agg(chunk, ' OPERATOR(pg_catalog.||) '), '''{}''::pg_catalog.jsonb')
     FROM (
         SELECT 'pg_catalog.jsonb_build_object(' || string_agg(
-                   format('%L::text, %s', keys[i],
+                   format('%L::pg_catalog.text, %s', keys[i],
                           temporal_versioning._jsonb_value_sql(
                               format('%s.%I', alias, sources[i]),
                               (SELECT a.atttypid FROM pg_attribute a
@@ -1429,6 +1539,13 @@ BEGIN
                   DETAIL = 'Changes made since then are not in its history, so the table cannot be rebuilt as it was.',
                   HINT = format('The recorded changes can still be read with temporal log and temporal history; temporal enable %I.%I restarts the history.',
                                 vt.schema_name, vt.table_name);
+    END IF;
+    IF NOT needs_live_table AND vt.enabled THEN
+        state := temporal_versioning.capture_state(vt.table_oid);
+        IF state <> 'enabled' THEN
+            RAISE WARNING 'capture of "%.%" is %: the latest version shown is read from the table and may hold changes that were not recorded',
+                schema_name, table_name, state;
+        END IF;
     END IF;
     IF needs_live_table THEN
         state := temporal_versioning.capture_state(vt.table_oid);
@@ -1552,7 +1669,7 @@ BEGIN
         'SELECT %3$s FROM ONLY %4$s s'
         ' WHERE NOT EXISTS (SELECT 1 FROM first_after f WHERE %5$s) '
         'UNION ALL '
-        'SELECT %6$s FROM first_after f WHERE f.temporal_operation OPERATOR(pg_catalog.<>) ''I''::"char"',
+        'SELECT %6$s FROM first_after f WHERE f.temporal_operation OPERATOR(pg_catalog.<>) ''I''::pg_catalog."char"',
         temporal_versioning.key_list_sql('h', vt.key_columns),
         temporal_versioning.changes_after_sql(vt.history_table, 1),
         live_list,
@@ -1767,6 +1884,7 @@ DECLARE
     names name[];
     history_names name[];
     key_condition text;
+    live_condition text;
     unknown text;
     live_row text;
 BEGIN
@@ -1788,15 +1906,23 @@ BEGIN
                   HINT = format('The key of "%s.%s" is (%s); give every column.', schema_name, table_name, array_to_string(vt.key_columns, ', '));
     END IF;
 
-    SELECT string_agg(format('h.%1$I = ($1->>%1$L)::%2$s', k, format_type(a.atttypid, a.atttypmod)), ' AND ')
-      INTO key_condition
-      FROM unnest(vt.key_columns) k
-      JOIN pg_attribute a ON a.attrelid = format('temporal_versioning.%I', vt.history_table)::regclass AND a.attname = k;
+    -- A key value is cast to its column's type when no table owner can have
+    -- given that type a cast from text; otherwise the key is compared as the
+    -- text its type's output function prints. (For the history, h, and the
+    -- live table, s.)
+    SELECT string_agg(format(c.test, 'h', c.k, c.type), ' AND '), string_agg(format(c.test, 's', c.k, c.type), ' AND ')
+      INTO key_condition, live_condition
+      FROM (SELECT k, format_type(a.atttypid, a.atttypmod) AS type,
+                   CASE WHEN temporal_versioning._type_is_trusted(a.atttypid)
+                        THEN '%1$s.%2$I = ($1->>%2$L)::%3$s'
+                        ELSE 'format(''%%s'', %1$s.%2$I) = ($1->>%2$L)' END AS test
+            FROM unnest(vt.key_columns) k
+            JOIN pg_attribute a ON a.attrelid = temporal_versioning._history_relation(vt) AND a.attname = k) c;
 
     SELECT array_agg(c.column_name ORDER BY c.n), array_agg(c.history_column ORDER BY c.n)
       INTO names, history_names
       FROM temporal_versioning.image_columns(vt.id) WITH ORDINALITY AS c(column_name, history_column, n);
-    live_row := temporal_versioning.live_row_sql(vt, replace(key_condition, 'h.', 's.'));
+    live_row := temporal_versioning.live_row_sql(vt, live_condition);
 
     RETURN QUERY EXECUTE format(
         'WITH changes AS ('
@@ -2036,7 +2162,7 @@ BEGIN
       FROM temporal_versioning.live_columns(vt.id) c;
     SELECT temporal_versioning.differs_sql(coalesce(array_agg(format('s.%I', kept[i]) ORDER BY i), '{}'),
                                            coalesce(array_agg(format('t.%I', kept_history[i]) ORDER BY i), '{}'),
-                                           coalesce(kept_history_types, '{}'))
+                                           coalesce(kept_history_types, '{}'), relabel => true)
       INTO differs FROM generate_subscripts(kept, 1) i;
 
     RETURN format(
@@ -2117,16 +2243,19 @@ DECLARE
     columns name[];
     non_key name[];
     chosen text;
+    plan_name text;
 BEGIN
     columns := ARRAY(SELECT a.attname FROM pg_attribute a
                      WHERE a.attrelid = plan AND a.attnum > 0 AND NOT a.attisdropped
                        AND a.attname NOT IN ('temporal_action', 'temporal_key', 'temporal_before', 'temporal_after')
                      ORDER BY a.attnum);
     non_key := ARRAY(SELECT c FROM unnest(columns) c WHERE c <> ALL (vt.key_columns));
-    chosen := format('p.temporal_action OPERATOR(pg_catalog.=) %L::text', action);
+    chosen := format('p.temporal_action OPERATOR(pg_catalog.=) %L::pg_catalog.text', action);
+    -- The plan by its schema: pg_temp is on our path, so its regclass would print bare.
+    plan_name := format('pg_temp.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = plan));
     IF action = 'delete' THEN
         RETURN format('DELETE FROM ONLY %s s USING %s p WHERE %s AND %s',
-                      vt.table_oid::regclass, plan, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+                      vt.table_oid::regclass, plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
     ELSIF action = 'update' THEN
         IF cardinality(non_key) = 0 THEN
             RETURN NULL;
@@ -2135,13 +2264,13 @@ BEGIN
                       vt.table_oid::regclass,
                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(non_key) c),
                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(non_key) c),
-                      plan, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+                      plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
     END IF;
     RETURN format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s p WHERE %s',
                   vt.table_oid::regclass,
                   (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) c),
                   (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(columns) c),
-                  plan, chosen);
+                  plan_name, chosen);
 END
 $$;
 
@@ -2294,6 +2423,13 @@ BEGIN
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM temporal_versioning.%I h WHERE h.temporal_tx_id = ANY ($1))', vt.history_table)
             INTO touched USING tx_ids;
         CONTINUE WHEN NOT touched;
+        -- The conflict check and the revert's own capture need every change
+        -- since to be recorded.
+        IF vt.enabled AND temporal_versioning.capture_state(vt.table_oid) <> 'enabled' THEN
+            RAISE EXCEPTION 'capture of "%.%" is %', vt.schema_name, vt.table_name, temporal_versioning.capture_state(vt.table_oid)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Changes made while capture is not firing are not in the history, so a revert could overwrite them and could not itself be undone.';
+        END IF;
         IF NOT dry_run THEN
             IF NOT vt.enabled THEN
                 RAISE EXCEPTION 'versioning of "%.%" is off', vt.schema_name, vt.table_name
