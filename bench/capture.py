@@ -236,6 +236,7 @@ def main():
             "transactions table. periods keeps no history row for an INSERT (the live row carries its start time);",
             "table_log keeps both the old and the new row of an UPDATE.",
             "Targets (issue #2): bulk UPDATE <= 2.0x; single-row UPDATE >= 0.85x; history <= 1.1x a plain copy.",
+            "'without context trigger': pg-temporal with temporal_capture_context disabled, for its cost.",
         ])
 
 

@@ -10,7 +10,9 @@ synchronous_commit off so that WAL flushes do not blur it, for:
                        only returns (no SECURITY DEFINER, no SET clauses)
   + definer, SET       ... as generated: SECURITY DEFINER, pinned search_path, jit off
   + history row        ... and the history INSERT (no transactions row)
-  pg-temporal          the generated function as shipped (history row + transactions row)
+  + transactions row   the generated function as shipped (history row + transactions row)
+  pg-temporal          ... and the BEFORE statement trigger that hands SET LOCAL
+                       context to the change stream (off in every variant above)
 
 The variants are copies of the generated function with parts taken out, for
 measuring only: they are not correct capture functions (the first three record
@@ -45,6 +47,7 @@ def function_variants():
         "empty trigger": plain_head + empty,
         "+ definer, SET": head + empty,
         "+ history row": head + "AS $function$" + without_transactions,
+        "+ transactions row": shipped,
         "pg-temporal": shipped,
     }
 
@@ -78,10 +81,13 @@ def main():
             log(f"run {run + 1}/{REPEAT}: {name}")
             if name != "no versioning":
                 psql(variants[name], DB)
+                context = "ENABLE ALWAYS" if name == "pg-temporal" else "DISABLE"
+                psql(f"ALTER TABLE bench_cost {context} TRIGGER temporal_capture_context", DB)
             table = "bench_plain" if name == "no versioning" else "bench_cost"
             psql(f"VACUUM {table}", DB)
             results.setdefault(name, []).append(cpu_per_statement(table))
     psql(variants["pg-temporal"], DB)
+    psql("ALTER TABLE bench_cost ENABLE ALWAYS TRIGGER temporal_capture_context", DB)
 
     rows, previous = [], None
     for name in ["no versioning", *variants]:
