@@ -77,13 +77,20 @@ public struct StreamAdmin {
         /// Tables whose UPDATE and DELETE events will lack the whole old row.
         public var withoutFullIdentity: [String]
         public var madeFull: [String]
+        /// With a snapshot: what `stream run` will write before it streams.
+        public var backfills: [Backfill] = []
+        /// Things said but not refused (a history asked of a table that is not versioned).
+        public var warnings: [String] = []
     }
 
     /// Creates the publication for `tables` and a pgoutput slot, in that order
     /// (a slot cannot be created inside a transaction with writes, so the
     /// publication is rolled back by hand if the slot fails).
-    public func setup(slot: String, publication: String, tables: [(schema: String, name: String)], replicaIdentityFull: Bool) throws -> SetupReport {
+    public func setup(slot: String, publication: String, tables: [(schema: String, name: String)], replicaIdentityFull: Bool,
+                      snapshot: SnapshotRequest? = nil) throws -> SetupReport {
         try requireLogicalWAL()
+        // A snapshot's request is checked whole before anything is created.
+        let plan = try snapshot.map { try planSnapshot($0, tables: tables) }
         if try !connection.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]).rows.isEmpty {
             throw PostgresError(kind: .server, sqlState: SQLState.duplicateObject,
                                 message: "replication slot \"\(slot)\" already exists",
@@ -127,6 +134,12 @@ public struct StreamAdmin {
             try connection.execute("CREATE PUBLICATION \(try connection.quoteIdentifier(publication)) FOR TABLE \(list)")
         }
         do {
+            if let snapshot, let plan {
+                var report = SetupReport(createdPublication: true, slotPosition: .zero, withoutFullIdentity: lacking, madeFull: madeFull)
+                report.warnings = plan.warnings
+                (report.slotPosition, report.backfills) = try createSlotWithSnapshot(slot: slot, request: snapshot, plan: plan)
+                return report
+            }
             let position = try connection.query(
                 "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", [slot]).scalar
             return SetupReport(createdPublication: true, slotPosition: position.flatMap(LSN.init) ?? .zero,
@@ -180,6 +193,7 @@ public struct StreamAdmin {
                                 hint: "Drop it anyway with --force.")
         }
         try connection.query("SELECT pg_drop_replication_slot($1)", [slot])
+        try forgetBackfills(slot: slot)
         if let publication {
             try requirePublication(publication)
             try connection.execute("DROP PUBLICATION \(try connection.quoteIdentifier(publication))")

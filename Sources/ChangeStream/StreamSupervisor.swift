@@ -19,6 +19,8 @@ public final class StreamSupervisor {
     private let onProgress: ((StreamProgress) -> Void)?
     /// Called when a connection was lost and the stream will start again.
     public var onReconnect: ((_ reason: String, _ delaySeconds: Double) -> Void)?
+    /// Called after each chunk of a backfill (stream setup --snapshot) is written.
+    public var onBackfillProgress: ((Backfiller.Progress) -> Void)?
 
     public init(configuration: StreamConfiguration, sink: EventSink, stop: StopRequest,
                 logger: Logger = Logger(label: "temporal.stream"), onProgress: ((StreamProgress) -> Void)? = nil) {
@@ -34,13 +36,23 @@ public final class StreamSupervisor {
     public func run() throws -> LSN? {
         var streamed = false
         var backoff = 1.0
+        // What stream setup --snapshot copied is written first, then the stream
+        // goes on from the slot's consistent point.
+        var backfillPending = true
         while true {
             let streamer = Streamer(configuration: configuration, sink: sink, stop: stop, logger: logger, onProgress: onProgress)
+            let backfiller = Backfiller(conninfo: configuration.conninfo, slot: configuration.slot, sink: sink, stop: stop,
+                                        logger: logger, onProgress: onBackfillProgress)
             do {
+                if backfillPending {
+                    guard try backfiller.run() != nil else { return nil }
+                    backfillPending = false
+                }
                 return try streamer.run()
-            } catch let error as PostgresError where (streamed || streamer.started) && Self.canHeal(error) {
+            } catch let error as PostgresError
+                        where (streamed || streamer.started || backfiller.started) && Self.canHeal(error) {
                 // A stream that got going means the last outage was over: start the backoff afresh.
-                if streamer.started { backoff = 1 }
+                if streamer.started || backfiller.started { backoff = 1 }
                 streamed = true
                 let reason = error.message.split(whereSeparator: \.isNewline)
                     .map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")

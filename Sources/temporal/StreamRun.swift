@@ -22,6 +22,11 @@ struct StreamRun: ParsableCommand {
             to stdout as MongoDB Extended JSON lines. A file is fsynced before anything is \
             confirmed to PostgreSQL.
 
+            If the slot was set up with --snapshot, what existed at its start (the rows of \
+            every table, and with --history-since the changes pg-temporal kept) is written \
+            first, in chunks, each checkpointed: a run stopped or killed meanwhile goes on \
+            where it stopped. Then it streams.
+
             Runs until SIGTERM or SIGINT (it then writes and confirms the current batch and \
             exits 0), or until everything up to --end-lsn is written. While MongoDB is down \
             it retries with backoff and confirms nothing. If the PostgreSQL connection is lost \
@@ -126,6 +131,11 @@ struct StreamRun: ParsableCommand {
                 writeStandardError("\r\(progress.eventsWritten) events  \(Int(progress.eventsPerSecond))/s  lag \(lag)  at \(progress.flushed)   ")
             }
             supervisor.onReconnect = { _, _ in if showProgress { writeStandardError("\n") } }
+            supervisor.onBackfillProgress = { progress in
+                guard showProgress else { return }
+                let remaining = progress.rowsPerSecond > 0 ? Int(Double(progress.rowsTotal - progress.rowsDone) / progress.rowsPerSecond) : 0
+                writeStandardError("\rbackfill \(progress.table) (\(progress.kind)): \(progress.rowsDone)/\(progress.rowsTotal) rows  \(Int(progress.rowsPerSecond))/s  ETA \(remaining) s   ")
+            }
             let position = try supervisor.run()
             if showProgress { writeStandardError("\n") }
             if let position { logger.info("confirmed up to \(position)") }

@@ -29,6 +29,14 @@ struct StreamStatus: DatabaseCommand {
 
     func run(on database: Connection) throws {
         try database.pinSearchPath()
-        Renderer(format: output.format).print(try StreamAdmin(connection: database).status(slot: slot, allPlugins: allPlugins))
+        let admin = StreamAdmin(connection: database)
+        let renderer = Renderer(format: output.format)
+        renderer.print(try admin.status(slot: slot, allPlugins: allPlugins))
+        // Snapshots and history backfills (stream setup --snapshot), with their progress.
+        let backfills = try admin.backfills(slot: slot)
+        if !backfills.rows.isEmpty && output.format == .table {
+            print("")
+            renderer.print(backfills)
+        }
     }
 }

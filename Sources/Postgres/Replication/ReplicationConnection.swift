@@ -37,6 +37,18 @@ public final class ReplicationConnection: @unchecked Sendable {
         try lock.withLock { try connection.quoteLiteral(literal) }
     }
 
+    /// Creates a logical slot with pgoutput and exports the snapshot of its
+    /// consistent point: another connection reads exactly what existed there
+    /// with `SET TRANSACTION SNAPSHOT`, as long as this connection stays open
+    /// and runs no other command.
+    public func createLogicalSlotExportingSnapshot(_ slot: String) throws -> (consistentPoint: LSN, snapshot: String) {
+        let row = try command("CREATE_REPLICATION_SLOT \(try quoteIdentifier(slot)) LOGICAL pgoutput (SNAPSHOT 'export')").rows.first
+        guard let row, row.count >= 3, let point = row[1].flatMap(LSN.init), let snapshot = row[2] else {
+            throw PostgresError(kind: .server, message: "CREATE_REPLICATION_SLOT returned no consistent point or snapshot")
+        }
+        return (point, snapshot)
+    }
+
     /// Starts streaming changes from a logical slot, from `start` (0/0: where
     /// the slot's confirmed position is). Options are the output plugin's.
     public func startLogicalReplication(slot: String, start: LSN, options: [(String, String)]) throws {
@@ -105,6 +117,11 @@ public final class ReplicationConnection: @unchecked Sendable {
                 throw PostgresError(kind: .connection, message: connection.lastErrorMessage)
             }
         }
+    }
+
+    /// Closes the connection (outside a stream: after commands only).
+    public func close() {
+        lock.withLock { connection.close() }
     }
 
     /// Ends the CopyBoth stream politely (CopyDone), as pg_recvlogical does,

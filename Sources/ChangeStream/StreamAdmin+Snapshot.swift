@@ -1,0 +1,162 @@
+import Postgres
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `temporal stream setup --snapshot`: the slot is created on a replication
+/// connection that exports its snapshot, and while that connection holds it,
+/// a second connection imports it and copies every published table (and, with
+/// a history, the changes pg-temporal kept) into temporal_versioning, numbered
+/// in key order. The copies are exactly what existed at the slot's consistent
+/// point, whatever writers do meanwhile; `stream run` writes them in chunks
+/// before it streams from that point, checkpointing as it goes, so that a run
+/// killed at any moment goes on where it stopped. (The exported snapshot
+/// itself dies with its connection: copying it is what makes the backfill
+/// resumable. The copy costs the space of the tables until it is written.)
+extension StreamAdmin {
+    public struct SnapshotRequest: Sendable {
+        /// The connection string, for the replication connection.
+        public var conninfo: String
+        /// nil: no history; "all"; "90d"; or a timestamptz.
+        public var historySince: String?
+        /// Refuse, rather than warn about, a history asked of a table that is not versioned.
+        public var strict: Bool
+
+        public init(conninfo: String, historySince: String? = nil, strict: Bool = false) {
+            self.conninfo = conninfo
+            self.historySince = historySince
+            self.strict = strict
+        }
+    }
+
+    /// One table's snapshot, or the changes of its history, to write before streaming.
+    public struct Backfill: Sendable, Equatable {
+        public var id: Int
+        public var kind: String
+        public var table: String
+        public var rows: Int
+    }
+
+    struct SnapshotPlan {
+        /// Tables, each with whether its history is backfilled.
+        var tables: [(schema: String, name: String, history: Bool)]
+        var since: String?
+        var warnings: [String]
+    }
+
+    /// Checks a snapshot request before anything is created: pg-temporal is
+    /// installed (the progress is kept in its catalog), every table has a
+    /// primary key, the instant parses, and the tables whose history is asked
+    /// for are versioned (or the request is refused with `strict`).
+    func planSnapshot(_ request: SnapshotRequest, tables: [(schema: String, name: String)]) throws -> SnapshotPlan {
+        guard try connection.query("SELECT pg_catalog.to_regclass('temporal_versioning.stream_backfills') IS NOT NULL").scalar == "t" else {
+            throw PostgresError(kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                                message: "--snapshot needs pg-temporal installed in this database",
+                                detail: "The progress of a snapshot is kept in temporal_versioning, so that a stream killed while writing it goes on where it stopped.",
+                                hint: "Install it first: temporal install")
+        }
+        var since: String?
+        if let text = request.historySince, text != "all" {
+            let days = text.hasSuffix("d") ? Int(text.dropLast()) : nil
+            since = days != nil
+                ? try connection.query("SELECT (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $1))::pg_catalog.text",
+                                       [days!]).scalar
+                : try connection.query("SELECT $1::pg_catalog.timestamptz::pg_catalog.text", [text]).scalar
+        }
+        var plan = SnapshotPlan(tables: [], since: since, warnings: [])
+        for table in tables {
+            let row = try connection.query("""
+                SELECT format('%I.%I', n.nspname, c.relname),
+                       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+                       EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v WHERE v.table_oid = c.oid AND v.enabled)
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = $2
+                """, [table.schema, table.name]).rows[0]
+            let qualified = row[0] ?? table.name
+            guard row[1] == "t" else {
+                throw PostgresError(kind: .server, sqlState: SQLState.invalidTableDefinition,
+                                    message: "table \(qualified) has no primary key",
+                                    detail: "A snapshot is written in chunks in key order, and each row's events name it by its key.",
+                                    hint: "Add one (ALTER TABLE \(qualified) ADD PRIMARY KEY (...)), or leave the table out of the snapshot.")
+            }
+            var history = request.historySince != nil
+            if history && row[2] != "t" {
+                let message = "table \(qualified) is not versioned: it has no history to backfill"
+                if request.strict {
+                    throw PostgresError(kind: .server, sqlState: SQLState.objectNotInPrerequisiteState, message: message,
+                                        hint: "Version it first (temporal enable \(qualified)), or leave out --strict to snapshot it without history.")
+                }
+                plan.warnings.append(message + "; only its rows are snapshotted")
+                history = false
+            }
+            plan.tables.append((table.schema, table.name, history))
+        }
+        return plan
+    }
+
+    /// Creates the slot, exporting its snapshot, and copies what the plan
+    /// asks for in that snapshot. If the copy fails, the slot is dropped.
+    func createSlotWithSnapshot(slot: String, request: SnapshotRequest, plan: SnapshotPlan) throws -> (LSN, [Backfill]) {
+        let replication = try ReplicationConnection(conninfo: request.conninfo, applicationName: "temporal stream setup")
+        let (point, snapshot) = try replication.createLogicalSlotExportingSnapshot(slot)
+        var backfills: [Backfill] = []
+        do {
+            try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            do {
+                try connection.query("SET TRANSACTION SNAPSHOT \(try connection.quoteLiteral(snapshot))")
+                let instant = try connection.query("SELECT pg_catalog.statement_timestamp()::pg_catalog.text").scalar ?? ""
+                for table in plan.tables {
+                    let rows = try connection.query("""
+                        SELECT b.id, b.kind, pg_catalog.format('%I.%I', b.schema_name, b.table_name), b.rows_total
+                        FROM temporal_versioning._backfill_prepare($1, $2, $3, $4::pg_catalog.pg_lsn, $5::pg_catalog.timestamptz,
+                                                                   $6, $7::pg_catalog.timestamptz) b
+                        """, [slot, table.schema, table.name, point.description, instant, table.history, plan.since]).rows
+                    backfills += rows.map {
+                        Backfill(id: Int($0[0] ?? "") ?? 0, kind: $0[1] ?? "", table: $0[2] ?? "", rows: Int($0[3] ?? "") ?? 0)
+                    }
+                }
+                try connection.execute("COMMIT")
+            } catch {
+                _ = try? connection.execute("ROLLBACK")
+                throw error
+            }
+        } catch {
+            replication.close()
+            try? waitUntilInactive(slot: slot)
+            _ = try? connection.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [slot])
+            throw error
+        }
+        replication.close()
+        return (point, backfills)
+    }
+
+    /// The backfills of a slot, with their progress.
+    public func backfills(slot: String?) throws -> QueryResult {
+        guard try connection.query("SELECT pg_catalog.to_regclass('temporal_versioning.stream_backfills') IS NOT NULL").scalar == "t" else {
+            return QueryResult(columns: [], rows: [])
+        }
+        return try connection.query("""
+            SELECT b.slot_name, pg_catalog.format('%I.%I', b.schema_name, b.table_name) AS table_name, b.kind,
+                   b.rows_done, b.rows_total, b.state, b.consistent_lsn, b.updated_at
+            FROM temporal_versioning.stream_backfills b
+            WHERE $1::text IS NULL OR b.slot_name = $1
+            ORDER BY b.slot_name, b.id
+            """, [slot])
+    }
+
+    /// Forgets the backfills of a dropped slot and drops their copies.
+    func forgetBackfills(slot: String) throws {
+        guard try connection.query("SELECT pg_catalog.to_regclass('temporal_versioning.stream_backfills') IS NOT NULL").scalar == "t" else {
+            return
+        }
+        try connection.query("SELECT temporal_versioning._backfill_forget($1)", [slot])
+    }
+
+    /// Waits until no walsender holds the slot (a closed connection lets go of it a moment later).
+    func waitUntilInactive(slot: String) throws {
+        for _ in 0..<100 {
+            if try connection.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]).scalar != "t" { return }
+            usleep(50_000)
+        }
+    }
+}
