@@ -29,6 +29,7 @@ public final class Backfiller {
 
     private let conninfo: String
     private let slot: String
+    var slotName: String { slot }
     private let sink: EventSink
     private let stop: StopRequest
     private let logger: Logger
@@ -39,7 +40,7 @@ public final class Backfiller {
     public private(set) var started = false
 
     public init(conninfo: String, slot: String, sink: EventSink, stop: StopRequest,
-                logger: Logger = Logger(label: "temporal.stream"), chunkSize: Int = 5000,
+                logger: Logger = Logger(label: "temporal.stream"), chunkSize: Int = 20000,
                 onProgress: ((Progress) -> Void)? = nil) {
         self.conninfo = conninfo
         self.slot = slot
@@ -50,7 +51,7 @@ public final class Backfiller {
         self.onProgress = onProgress
     }
 
-    private struct Pending {
+    struct Pending {
         var id: Int
         var kind: String
         var schema: String
@@ -123,19 +124,31 @@ public final class Backfiller {
                 logger.info("stopped during the backfill of \(table) at row \(done) of \(backfill.rowsTotal); it goes on from there")
                 return nil
             }
-            let chunk = try connection.query(
-                "SELECT * FROM \(copy) WHERE temporal_backfill_row OPERATOR(pg_catalog.>) $1 ORDER BY temporal_backfill_row LIMIT $2",
-                [done, chunkSize])
-            guard !chunk.rows.isEmpty else { break }
-            if plans == nil { plans = try chunk.columns.map { try decoder.plan(for: $0.typeOID) } }
-            let shape = Shape(columns: chunk.columns.map(\.name), names: backfill.columnNames)
-            let events = chunk.rows.map { row in
-                backfill.kind == "history"
-                    ? historyEvent(row, backfill, table: table, shape: shape, plans: plans!, decoder: decoder)
-                    : snapshotEvent(row, backfill, table: table, shape: shape, plans: plans!, decoder: decoder)
+            let sql = "SELECT * FROM \(copy) WHERE temporal_backfill_row OPERATOR(pg_catalog.>) $1 ORDER BY temporal_backfill_row LIMIT $2"
+            var events: [ChangeEvent] = []
+            var last = done
+            if backfill.kind == "snapshot" && sink.encoding == .extendedJSON {
+                // Straight from the server's COPY bytes into the lines, as the stream does for a file.
+                guard let count = try writeSnapshotLines(backfill, from: done, copy: copy, table: table,
+                                                         connection: connection, decoder: decoder, dimensions: dimensions,
+                                                         started: started) else { return nil }
+                written += count
+                done = backfill.rowsTotal
+                break
+            } else {
+                let chunk = try connection.query(sql, [done, chunkSize])
+                if plans == nil { plans = try chunk.columns.map { try decoder.plan(for: $0.typeOID) } }
+                let shape = Shape(columns: chunk.columns.map(\.name), names: backfill.columnNames)
+                events = chunk.rows.map { row in
+                    backfill.kind == "history"
+                        ? historyEvent(row, backfill, table: table, shape: shape, plans: plans!, decoder: decoder)
+                        : snapshotEvent(row, backfill, table: table, shape: shape, plans: plans!, decoder: decoder)
+                }
+                if let row = chunk.rows.last { last = Int(row[shape.rowColumn] ?? "") ?? last }
             }
+            guard !events.isEmpty else { break }
             written += try writeRetrying(events)
-            done = Int(chunk.rows.last![shape.rowColumn] ?? "") ?? done + chunk.rows.count
+            done = last
             try connection.query("SELECT temporal_versioning._backfill_progress($1, $2)", [backfill.id, done])
             self.started = true
             Gauge(label: "temporal_stream_backfill_rows_done", dimensions: dimensions).record(done)
@@ -170,7 +183,7 @@ public final class Backfiller {
     }
 
     /// Where each part of a copy's row is.
-    private struct Shape {
+    struct Shape {
         var rowColumn = 0
         var named: [String: Int] = [:]
         /// For a snapshot copy: the table's columns; for a history copy: b1.., a1.. in table order.
@@ -187,7 +200,7 @@ public final class Backfiller {
         }
     }
 
-    private func id(_ backfill: Pending, part: String, row: String) -> String {
+    func id(_ backfill: Pending, part: String, row: String) -> String {
         var id = "\(slot)/0000000000000000/\(part)/"
         let number = String(backfill.id)
         id += String(repeating: "0", count: max(0, 8 - number.count)) + number + "/"
@@ -216,7 +229,7 @@ public final class Backfiller {
         return .document(EventDocument(keys.map { ($0, source[$0] ?? .null) }))
     }
 
-    private func snapshotEvent(_ row: [String?], _ backfill: Pending, table: String, shape: Shape,
+    func snapshotEvent(_ row: [String?], _ backfill: Pending, table: String, shape: Shape,
                                plans: [ValueDecoder.Plan], decoder: ValueDecoder) -> ChangeEvent {
         var exact: [(key: String, value: EventValue)] = []
         let after = document(row, shape.table, names: backfill.columnNames, plans: plans, decoder: decoder,
@@ -240,6 +253,67 @@ public final class Backfiller {
             ("after", .document(after)),
             ("metadata", .document(metadata)),
         ]))
+    }
+
+    /// Writes a snapshot's rows from `done` on as Extended JSON lines made
+    /// straight from one `COPY ... TO STDOUT` of the copy (no value becomes a
+    /// String), in chunks, each checkpointed on a second connection while the
+    /// first streams. Returns the events written, or nil when stopped.
+    private func writeSnapshotLines(_ backfill: Pending, from done: Int, copy: String, table: String,
+                                    connection: Connection, decoder: ValueDecoder,
+                                    dimensions: [(String, String)], started: Date) throws -> Int? {
+        let checkpoints = try Connection(conninfo: conninfo, applicationName: "temporal stream backfill")
+        try checkpoints.pinSearchPath()
+        let columns = try connection.withRawResult("SELECT * FROM \(copy) LIMIT 0") { raw in
+            (0..<raw.columnCount).map { (raw.columnName($0), raw.columnType($0)) }
+        }
+        let encoder = SnapshotLineEncoder(
+            backfiller: self, backfill: backfill, table: table, decoder: decoder,
+            shape: Shape(columns: columns.map(\.0), names: backfill.columnNames),
+            plans: try columns.map { try decoder.plan(for: $0.1) })
+        var written = 0
+        var rows = done
+        var stopped = false
+        func flush() throws {
+            let events = encoder.take()
+            guard !events.isEmpty else { return }
+            written += try writeRetrying(events)
+            try checkpoints.query("SELECT temporal_versioning._backfill_progress($1, $2)", [backfill.id, rows])
+            self.started = true
+            Gauge(label: "temporal_stream_backfill_rows_done", dimensions: dimensions).record(rows)
+            let seconds = Date().timeIntervalSince(started)
+            onProgress?(Progress(table: table, kind: backfill.kind, rowsDone: rows, rowsTotal: backfill.rowsTotal,
+                                 rowsPerSecond: seconds > 0 ? Double(rows - backfill.rowsDone) / seconds : 0))
+        }
+        let canceller = connection.makeCanceller()
+        do {
+            // An integer, printed by us: no value is spliced in.
+            try connection.copyOut("COPY (SELECT * FROM \(copy) WHERE temporal_backfill_row > \(done) ORDER BY temporal_backfill_row) TO STDOUT") { fields in
+                guard !stopped else { return }
+                encoder.encode(fields)
+                rows += 1
+                if encoder.count >= chunkSize {
+                    try flush()
+                    if stop.isRequested {
+                        stopped = true
+                        _ = canceller?.cancelRunningStatement()
+                    }
+                }
+            }
+        } catch let error as PostgresError where stopped && error.sqlState == "57014" {
+            // The COPY cancelled on request: everything written is checkpointed.
+        }
+        if stopped {
+            logger.info("stopped during the backfill of \(table) at row \(rows) of \(backfill.rowsTotal); it goes on from there")
+            return nil
+        }
+        try flush()
+        return written
+    }
+
+    static func appendValue(_ text: UnsafeBufferPointer<UInt8>, plan: ValueDecoder.Plan, decoder: ValueDecoder,
+                            to output: inout JSONBuffer) -> Bool {
+        EventBuilder.appendJSON(text, plan: plan, decoder: decoder, to: &output)
     }
 
     private static let operations = ["I": "insert", "U": "update", "D": "delete", "T": "truncate"]
@@ -285,5 +359,139 @@ public final class Backfiller {
             ("after", after.map(EventValue.document) ?? .null),
             ("metadata", .document(metadata)),
         ]))
+    }
+}
+
+/// Extended JSON lines of a snapshot's rows, byte for byte what the document
+/// path (Backfiller.snapshotEvent, then ExtendedJSON) writes: a test holds
+/// them to it. Rows are written into one buffer per chunk, as the stream does.
+final class SnapshotLineEncoder {
+    private let backfiller: Backfiller
+    private let backfill: Backfiller.Pending
+    private let decoder: ValueDecoder
+    private let shape: Backfiller.Shape
+    private let plans: [ValueDecoder.Plan]
+    private let tableJSON: [UInt8]
+    private let keys: [[UInt8]]
+    /// `"after.column": ` of each column, for metadata.exact.
+    private let exactKeys: [[UInt8]]
+    /// `<slot>/0000000000000000/s/<backfill>/`, escaped (slot names need no escaping).
+    private let idPrefix: [UInt8]
+    private let keyPositions: [Int]
+    /// changesetId to after's opening: the same for every row.
+    private let middle: [UInt8]
+    /// metadata without exact: the same for every row.
+    private let metadata: [UInt8]
+    private var output = JSONBuffer(capacity: 1 << 20)
+    private let values = JSONBuffer(capacity: 1024)
+    private var ranges: [Range<Int>]
+    private var events: [ChangeEvent] = []
+
+    init(backfiller: Backfiller, backfill: Backfiller.Pending, table: String, decoder: ValueDecoder,
+         shape: Backfiller.Shape, plans: [ValueDecoder.Plan]) {
+        self.backfiller = backfiller
+        self.backfill = backfill
+        self.decoder = decoder
+        self.shape = shape
+        self.plans = plans
+        tableJSON = JSONBytes.string(table)
+        keys = backfill.columnNames.map(JSONBytes.key)
+        exactKeys = backfill.columnNames.map { JSONBytes.key("after.\($0)") }
+        let sample = backfiller.id(backfill, part: "s", row: "")
+        idPrefix = Array(sample.utf8.dropLast(20))
+        keyPositions = backfill.keyColumns.compactMap { backfill.columnNames.firstIndex(of: $0) }
+        var middle: [UInt8] = []
+        middle.append(static: #", "changesetId": null, "txId": null, "timestamp": "#)
+        ExtendedJSON.append(.date(backfill.snapshotMilliseconds), to: &middle)
+        middle.append(static: #", "userId": null, "operation": "snapshot", "changes": null, "before": null, "after": "#)
+        self.middle = middle
+        var metadata: [UInt8] = []
+        metadata.append(static: #", "metadata": {"lsn": "#)
+        ExtendedJSON.appendString(backfill.consistentLSN, to: &metadata)
+        metadata.append(static: #", "commitLsn": "#)
+        ExtendedJSON.appendString(backfill.consistentLSN, to: &metadata)
+        metadata.append(static: #", "slot": "#)
+        ExtendedJSON.appendString(backfiller.slotName, to: &metadata)
+        metadata.append(static: #", "table": "#)
+        metadata.append(bytes: tableJSON)
+        metadata.append(static: #", "snapshot": true"#)
+        self.metadata = metadata
+        ranges = [Range<Int>](repeating: 0..<0, count: shape.table.count)
+    }
+
+    var count: Int { events.count }
+
+    /// The events encoded since the last take; the next ones go into a new buffer.
+    func take() -> [ChangeEvent] {
+        let taken = events
+        events = []
+        output = JSONBuffer(capacity: max(1 << 20, output.count + output.count / 8))
+        return taken
+    }
+
+    /// One row of the copy (its fields in the copy's column order).
+    func encode(_ fields: [UnsafeBufferPointer<UInt8>?]) {
+        values.removeAll()
+        var lossy: [(Int, UnsafeBufferPointer<UInt8>)] = []
+        var valuesOutput = values
+        for (position, column) in shape.table.enumerated() {
+            let start = valuesOutput.count
+            if column < fields.count, let text = fields[column] {
+                if Backfiller.appendValue(text, plan: plans[column], decoder: decoder, to: &valuesOutput) { lossy.append((position, text)) }
+            } else {
+                valuesOutput.append(static: "null")
+            }
+            ranges[position] = start..<valuesOutput.count
+        }
+        let start = output.count
+        output.append(static: #"{"_id": ""#)
+        // The _id as Backfiller.id makes it: a prefix, and the row number zero-padded to 20 digits.
+        output.append(bytes: idPrefix)
+        let row = shape.rowColumn < fields.count ? fields[shape.rowColumn] : nil
+        for _ in (row?.count ?? 0)..<20 { output.append(UInt8(ascii: "0")) }
+        if let row { output.append(contentsOf: row) }
+        output.append(UInt8(ascii: "\""))
+        output.append(static: #", "entityType": "#)
+        output.append(bytes: tableJSON)
+        output.append(static: #", "entityId": "#)
+        if keyPositions.count == 1 {
+            output.append(from: values, ranges[keyPositions[0]])
+        } else if keyPositions.isEmpty {
+            output.append(static: "null")
+        } else {
+            output.append(UInt8(ascii: "{"))
+            for (index, position) in keyPositions.enumerated() {
+                if index > 0 { output.append(static: ", ") }
+                output.append(bytes: keys[position])
+                output.append(from: values, ranges[position])
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+        output.append(bytes: middle)
+        output.append(UInt8(ascii: "{"))
+        for position in shape.table.indices {
+            if position > 0 { output.append(static: ", ") }
+            output.append(bytes: keys[position])
+            output.append(from: values, ranges[position])
+        }
+        output.append(UInt8(ascii: "}"))
+        output.append(bytes: metadata)
+        if !lossy.isEmpty {
+            output.append(static: #", "exact": {"#)
+            for (index, (position, text)) in lossy.enumerated() {
+                if index > 0 { output.append(static: ", ") }
+                output.append(bytes: exactKeys[position])
+                if EventBuilder.isASCII(text) {
+                    ExtendedJSON.appendString(bytes: text, to: &output)
+                } else {
+                    ExtendedJSON.appendString(String(decoding: text, as: UTF8.self), to: &output)
+                }
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+        output.append(static: "}}")
+        let end = output.count
+        output.append(UInt8(ascii: "\n"))
+        events.append(ChangeEvent(idInJSONOf: output, range: start..<end))
     }
 }

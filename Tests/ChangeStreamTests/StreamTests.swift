@@ -393,3 +393,62 @@ final class ResultBox: @unchecked Sendable {
     func set(_ value: Result<LSN, Error>) { mutex.withLock { result = value } }
     func get() throws -> LSN { try mutex.withLock { result }!.get() }
 }
+
+/// Events kept as documents, as a MongoDB sink would get them.
+final class DocumentSink: EventSink {
+    var events: [ChangeEvent] = []
+    var description: String { "documents" }
+    func write(_ events: [ChangeEvent]) throws -> Int {
+        self.events += events
+        return events.count
+    }
+}
+
+@Suite("stream backfill")
+struct BackfillTests {
+    @Test("snapshot lines made straight from COPY's bytes equal the documents' Extended JSON, byte for byte")
+    func snapshotFastPath() throws {
+        let database = try TestDatabase()
+        let db = try database.connect()
+        _ = try Installer.install(on: db)
+        try db.execute(#"""
+            CREATE TABLE wide (a int, b text, i8 int8, n numeric, f float8, t text, ok bool, ts timestamptz, d date,
+                               j jsonb, raw bytea, u uuid, arr int4[], tags text[], "we""ird" varchar, PRIMARY KEY (a, b));
+            INSERT INTO wide VALUES
+              (1, 'x', 9007199254740993, 12.50, 1.5, e'quote " backslash \\ newline \n tab \t \x01 é ✓', true,
+               '2026-01-15 10:30:00.123456+00', '2026-01-15', '{"$date": "x", "k": [1, "é"]}', '\xdeadbeef',
+               'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{1,2},{3,NULL}}', '{"a b","c,d",NULL}', 'w'),
+              (2, 'y', NULL, 'NaN', 'NaN', '', false, 'infinity', NULL, 'null', NULL, NULL, NULL, '{}', NULL),
+              (3, 'z', -9223372036854775808, 1234567890123456789012345678901234.5, '-Infinity', 'ascii', NULL,
+               '1960-03-01 00:00:00.5-08', '0044-03-15 BC', '[]', '\x', NULL, '{}', NULL, '');
+            CREATE PUBLICATION pub FOR TABLE wide;
+            """#)
+        let admin = StreamAdmin(connection: db)
+        var lines: [[String]] = []
+        for (index, slot) in ["f_\(database.name)", "d_\(database.name)"].enumerated() {
+            // Each slot its own snapshot of the same rows.
+            let plan = try admin.planSnapshot(.init(conninfo: database.conninfo()), tables: [("public", "wide")])
+            _ = try admin.createSlotWithSnapshot(slot: slot, request: .init(conninfo: database.conninfo()), plan: plan)
+            defer { _ = try? db.query("SELECT pg_drop_replication_slot($1)", [slot]) }
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(slot).jsonl")
+            defer { try? FileManager.default.removeItem(at: file) }
+            let sink: EventSink = index == 0 ? try JSONLinesSink(path: file.path) : DocumentSink()
+            try Backfiller(conninfo: database.conninfo(), slot: slot, sink: sink, stop: StopRequest(), chunkSize: 2).run()
+            let text = index == 0
+                ? try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init)
+                : (sink as! DocumentSink).events.map { ExtendedJSON.encode($0.document) }
+            for line in text {
+                #expect(try JSONSerialization.jsonObject(with: Data(line.utf8)) is [String: Any], "\(line)")
+            }
+            // The same but for what names the slot and the instant.
+            lines.append(text.map { line in
+                line.replacingOccurrences(of: slot, with: "SLOT")
+                    .replacingOccurrences(of: #"/s/\d+/"#, with: "/s/N/", options: .regularExpression)
+                    .replacingOccurrences(of: #""timestamp": \{[^}]*\}"#, with: "", options: .regularExpression)
+                    .replacingOccurrences(of: #""(lsn|commitLsn)": "[^"]*""#, with: "", options: .regularExpression)
+            })
+        }
+        #expect(lines[0].count == 3)
+        #expect(lines[0] == lines[1])
+    }
+}

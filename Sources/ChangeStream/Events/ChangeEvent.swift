@@ -20,6 +20,9 @@ public struct ChangeEvent: Sendable {
     let jsonRange: Range<Int>
     /// `<slot>/<commit LSN>/`, when the event was built as Extended JSON.
     let idPrefix: String?
+    /// Whether the _id is only in the event's JSON (a backfill's, of its own
+    /// form): read from there when asked, which is rare (a sink resuming).
+    let idInJSON: Bool
 
     public init(commitLSN: LSN, position: Int, document: EventDocument) {
         self.commitLSN = commitLSN
@@ -28,6 +31,7 @@ public struct ChangeEvent: Sendable {
         jsonChunk = nil
         jsonRange = 0..<0
         idPrefix = nil
+        idInJSON = false
     }
 
     init(commitLSN: LSN, position: Int, idPrefix: String, chunk: JSONBuffer, range: Range<Int>) {
@@ -37,6 +41,18 @@ public struct ChangeEvent: Sendable {
         jsonChunk = chunk
         jsonRange = range
         self.idPrefix = idPrefix
+        idInJSON = false
+    }
+
+    /// An event whose JSON, in `chunk`, begins `{"_id": "<id>"` with an _id of plain characters.
+    init(idInJSONOf chunk: JSONBuffer, range: Range<Int>) {
+        commitLSN = .zero
+        position = 0
+        document = EventDocument()
+        jsonChunk = chunk
+        jsonRange = range
+        idPrefix = nil
+        idInJSON = true
     }
 
     /// The event as one line of relaxed Extended JSON, without its newline,
@@ -48,6 +64,12 @@ public struct ChangeEvent: Sendable {
     }
 
     public var id: String {
+        if idInJSON, let chunk = jsonChunk {
+            let json = UnsafeBufferPointer(rebasing: chunk.bytes[jsonRange])
+            let start = 9   // after {"_id": "
+            guard json.count > start, let end = json[start...].firstIndex(of: UInt8(ascii: "\"")) else { return "" }
+            return String(decoding: json[start..<end], as: UTF8.self)
+        }
         if let idPrefix { return Self.id(prefix: idPrefix, position: position) }
         if case let .string(id)? = document["_id"] { return id }
         return ""

@@ -300,8 +300,14 @@ extension EventBuilder {
     /// (its text then goes into metadata.exact). Common types are written
     /// from their bytes; the rest, and anything unusual, go through ValueDecoder.
     private func appendJSON(_ bytes: ArraySlice<UInt8>, plan: ValueDecoder.Plan, to output: inout JSONBuffer) -> Bool {
+        bytes.withUnsafeBufferPointer { Self.appendJSON($0, plan: plan, decoder: decoder, to: &output) }
+    }
+
+    /// appendJSON for any caller with a decoder (the backfill writes snapshot rows this way too).
+    static func appendJSON(_ text: UnsafeBufferPointer<UInt8>, plan: ValueDecoder.Plan, decoder: ValueDecoder,
+                           to output: inout JSONBuffer) -> Bool {
         if case let .scalar(oid) = plan {
-            let fast: Bool? = bytes.withUnsafeBufferPointer { text in
+            let fast: Bool? = {
                 switch oid {
                 case TypeOID.bool:
                     output.append(static: text.count == 1 && text[0] == UInt8(ascii: "t") ? JSONBytes.trueBytes : JSONBytes.falseBytes)
@@ -339,10 +345,10 @@ extension EventBuilder {
                     ExtendedJSON.appendString(bytes: text, to: &output)
                     return false
                 }
-            }
+            }()
             if let fast { return fast }
         }
-        let decoded = decoder.decode(String(decoding: bytes, as: UTF8.self), plan: plan)
+        let decoded = decoder.decode(String(decoding: text, as: UTF8.self), plan: plan)
         ExtendedJSON.append(decoded.value, to: &output)
         return decoded.exactText != nil
     }
