@@ -29,8 +29,8 @@ def table(name, rows):
     psql(f"""CREATE TABLE {name} (id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL,
                                   balance numeric(12,2) NOT NULL, updated_at timestamptz NOT NULL);
              INSERT INTO {name} SELECT g, 'Customer ' || g, 'c' || g || '@example.com', g / 7.0, now()
-             FROM generate_series(1, {rows}) g;
-             VACUUM ANALYZE {name};""", DB)
+             FROM generate_series(1, {rows}) g;""", DB)
+    psql(f"VACUUM ANALYZE {name}", DB)
 
 
 def setup(slot, *tables, history=False):
