@@ -15,6 +15,7 @@ from benchlib import TEMPORAL, log, print_table, psql
 from stream import run
 
 import psycopg
+from bson.decimal128 import Decimal128
 from pymongo import MongoClient
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
@@ -85,7 +86,7 @@ def main():
         cursor.execute("SELECT id, name, email, balance, updated_at FROM small ORDER BY id")
         batch = []
         for row in cursor:
-            batch.append({"_id": row[0], "name": row[1], "email": row[2], "balance": row[3], "updated_at": row[4]})
+            batch.append({"_id": row[0], "name": row[1], "email": row[2], "balance": Decimal128(row[3]), "updated_at": row[4]})
             if len(batch) == 1000:
                 target.insert_many(batch, ordered=False)
                 batch = []

@@ -9,8 +9,8 @@ import Postgres
 /// then the rows of every table, as events with fixed `_id`s that sort before
 /// every streamed event:
 ///
-///   <slot>/0000000000000000/h/<backfill>/<row>   a change a history kept
-///   <slot>/0000000000000000/s/<backfill>/<row>   a row of the snapshot
+///   <slot>/<consistent point - 1>/h/<backfill>/<row>   a change a history kept
+///   <slot>/<consistent point - 1>/s/<backfill>/<row>   a row of the snapshot
 ///
 /// so that a consumer replaying the collection in `_id` order sees each key's
 /// history, then its state at the consistent point, then the stream. Copies
@@ -87,8 +87,15 @@ public final class Backfiller {
                     rowsDone: Int(row[9]!)!, rowsTotal: Int(row[10]!)!)
         }
         guard !pending.isEmpty else { return 0 }
+        // One writer per slot: a second run would interleave lines and checkpoints.
+        guard try connection.query("SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext($1))",
+                                   ["temporal stream backfill " + slot]).scalar == "t" else {
+            throw PostgresError(kind: .server, sqlState: SQLState.objectInUse,
+                                message: "the backfill of slot \"\(slot)\" is being written by another stream",
+                                hint: "Stop the other temporal stream run on this slot first.")
+        }
         // Values are read as the replication session prints them (see Streamer).
-        for setting in ["TimeZone = 'UTC'", "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'",
+        for setting in ["client_encoding = 'UTF8'", "TimeZone = 'UTC'", "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'",
                         "extra_float_digits = 3", "IntervalStyle = 'postgres'"] {
             try connection.execute("SET \(setting)")
         }
@@ -200,10 +207,14 @@ public final class Backfiller {
         }
     }
 
+    /// `<slot>/<the consistent point less one>/<part>/<backfill>/<row>`: after
+    /// everything an earlier slot of that name wrote, before everything this
+    /// slot streams (commits come after its consistent point).
     func id(_ backfill: Pending, part: String, row: String) -> String {
-        var id = "\(slot)/0000000000000000/\(part)/"
+        let point = LSN(backfill.consistentLSN).map { LSN($0.value > 0 ? $0.value - 1 : 0) } ?? .zero
+        var id = "\(slot)/\(point.sortable)/\(part)/"
         let number = String(backfill.id)
-        id += String(repeating: "0", count: max(0, 8 - number.count)) + number + "/"
+        id += String(repeating: "0", count: max(0, 10 - number.count)) + number + "/"
         id += String(repeating: "0", count: max(0, 20 - row.count)) + row
         return id
     }

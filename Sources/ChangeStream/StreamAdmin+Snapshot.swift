@@ -68,7 +68,8 @@ extension StreamAdmin {
             let row = try connection.query("""
                 SELECT format('%I.%I', n.nspname, c.relname),
                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-                       EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v WHERE v.table_oid = c.oid AND v.enabled)
+                       EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v WHERE v.table_oid = c.oid AND v.enabled),
+                       c.relkind = 'p' OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid OR i.inhrelid = c.oid)
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = $1 AND c.relname = $2
                 """, [table.schema, table.name]).rows[0]
@@ -78,6 +79,12 @@ extension StreamAdmin {
                                     message: "table \(qualified) has no primary key",
                                     detail: "A snapshot is written in chunks in key order, and each row's events name it by its key.",
                                     hint: "Add one (ALTER TABLE \(qualified) ADD PRIMARY KEY (...)), or leave the table out of the snapshot.")
+            }
+            guard row[3] != "t" else {
+                throw PostgresError(kind: .server, sqlState: SQLState.featureNotSupported,
+                                    message: "cannot snapshot \(qualified): it is partitioned or part of an inheritance tree",
+                                    detail: "A snapshot reads one table's own rows.",
+                                    hint: "Snapshot its partitions or children one by one.")
             }
             var history = request.historySince != nil
             if history && row[2] != "t" {
@@ -98,12 +105,16 @@ extension StreamAdmin {
     /// asks for in that snapshot. If the copy fails, the slot is dropped.
     func createSlotWithSnapshot(slot: String, request: SnapshotRequest, plan: SnapshotPlan) throws -> (LSN, [Backfill]) {
         let replication = try ReplicationConnection(conninfo: request.conninfo, applicationName: "temporal stream setup")
+        defer { replication.close() }
         let (point, snapshot) = try replication.createLogicalSlotExportingSnapshot(slot)
         var backfills: [Backfill] = []
         do {
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             do {
                 try connection.query("SET TRANSACTION SNAPSHOT \(try connection.quoteLiteral(snapshot))")
+                // The stream sees every row whatever the policies: so must the copy
+                // (and no owner's policy runs); row security refusing is an error.
+                try connection.execute("SET LOCAL row_security = off")
                 let instant = try connection.query("SELECT pg_catalog.statement_timestamp()::pg_catalog.text").scalar ?? ""
                 for table in plan.tables {
                     let rows = try connection.query("""
@@ -121,9 +132,13 @@ extension StreamAdmin {
                 throw error
             }
         } catch {
+            // The connection that made the slot drops it: no wait for it to let go.
+            if (try? replication.command("DROP_REPLICATION_SLOT \(try replication.quoteIdentifier(slot))")) == nil {
+                replication.close()
+                try? waitUntilInactive(slot: slot)
+                _ = try? connection.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [slot])
+            }
             replication.close()
-            try? waitUntilInactive(slot: slot)
-            _ = try? connection.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [slot])
             throw error
         }
         replication.close()

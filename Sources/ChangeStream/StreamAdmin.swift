@@ -101,6 +101,8 @@ public struct StreamAdmin {
                                 message: "publication \"\(publication)\" already exists",
                                 hint: "Use another name, or drop it first: temporal stream drop --slot \(slot) --publication \(publication)")
         }
+        // Backfills left by an earlier slot of this name (dropped with SQL, say) are not this one's.
+        try forgetBackfills(slot: slot)
         var lacking: [String] = []
         var madeFull: [String] = []
         try connection.transaction {

@@ -68,7 +68,11 @@ extension Connection {
                 UnsafeBufferPointer(start: $0, count: Int(length))
             }
             fields.parse(line)
-            do { try body(fields.fields) } catch { bodyFailure = error }
+            do { try body(fields.fields) } catch {
+                bodyFailure = error
+                // Do not read the rest of a large table for nothing.
+                _ = makeCanceller()?.cancelRunningStatement()
+            }
             rows += 1
         }
         var failure: PostgresError?

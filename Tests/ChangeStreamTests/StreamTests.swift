@@ -443,6 +443,7 @@ struct BackfillTests {
             // The same but for what names the slot and the instant.
             lines.append(text.map { line in
                 line.replacingOccurrences(of: slot, with: "SLOT")
+                    .replacingOccurrences(of: #"SLOT/[0-9A-F]{16}/"#, with: "SLOT/L/", options: .regularExpression)
                     .replacingOccurrences(of: #"/s/\d+/"#, with: "/s/N/", options: .regularExpression)
                     .replacingOccurrences(of: #""timestamp": \{[^}]*\}"#, with: "", options: .regularExpression)
                     .replacingOccurrences(of: #""(lsn|commitLsn)": "[^"]*""#, with: "", options: .regularExpression)
