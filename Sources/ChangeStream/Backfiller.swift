@@ -156,12 +156,7 @@ public final class Backfiller {
             guard !events.isEmpty else { break }
             written += try writeRetrying(events)
             done = last
-            try connection.query("SELECT temporal_versioning._backfill_progress($1, $2)", [backfill.id, done])
-            self.started = true
-            Gauge(label: "temporal_stream_backfill_rows_done", dimensions: dimensions).record(done)
-            let seconds = Date().timeIntervalSince(started)
-            onProgress?(Progress(table: table, kind: backfill.kind, rowsDone: done, rowsTotal: backfill.rowsTotal,
-                                 rowsPerSecond: seconds > 0 ? Double(done - backfill.rowsDone) / seconds : 0))
+            try checkpoint(backfill, rows: done, on: connection, table: table, dimensions: dimensions, started: started)
         }
         if done >= backfill.rowsTotal {
             // Marks it done (and drops its copy) even when it was empty.
@@ -169,6 +164,18 @@ public final class Backfiller {
         }
         logger.info("backfill of \(table) (\(backfill.kind)) written: \(backfill.rowsTotal) rows")
         return written
+    }
+
+    /// Records that `rows` rows are durably written (the backfill goes on
+    /// from there), and says so in the metrics and to the progress line.
+    private func checkpoint(_ backfill: Pending, rows: Int, on connection: Connection, table: String,
+                            dimensions: [(String, String)], started: Date) throws {
+        try connection.query("SELECT temporal_versioning._backfill_progress($1, $2)", [backfill.id, rows])
+        self.started = true
+        Gauge(label: "temporal_stream_backfill_rows_done", dimensions: dimensions).record(rows)
+        let seconds = Date().timeIntervalSince(started)
+        onProgress?(Progress(table: table, kind: backfill.kind, rowsDone: rows, rowsTotal: backfill.rowsTotal,
+                             rowsPerSecond: seconds > 0 ? Double(rows - backfill.rowsDone) / seconds : 0))
     }
 
     /// Writes a chunk, waiting out a sink that is down (nothing is checkpointed meanwhile).
@@ -289,12 +296,7 @@ public final class Backfiller {
             let events = encoder.take()
             guard !events.isEmpty else { return }
             written += try writeRetrying(events)
-            try checkpoints.query("SELECT temporal_versioning._backfill_progress($1, $2)", [backfill.id, rows])
-            self.started = true
-            Gauge(label: "temporal_stream_backfill_rows_done", dimensions: dimensions).record(rows)
-            let seconds = Date().timeIntervalSince(started)
-            onProgress?(Progress(table: table, kind: backfill.kind, rowsDone: rows, rowsTotal: backfill.rowsTotal,
-                                 rowsPerSecond: seconds > 0 ? Double(rows - backfill.rowsDone) / seconds : 0))
+            try checkpoint(backfill, rows: rows, on: checkpoints, table: table, dimensions: dimensions, started: started)
         }
         let canceller = connection.makeCanceller()
         do {
