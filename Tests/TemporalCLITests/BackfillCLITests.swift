@@ -171,6 +171,11 @@ struct BackfillCLITests {
             }
         }
         #expect(kills >= 2, "the stream was killed while it wrote the snapshot")
+        let status = try setup.run(["stream", "status", "--slot", setup.slot, "--backfills", "--format", "json"])
+        let backfills = try #require(try parseJSON(status.stdout) as? [[String: Any]], "\(status)")
+        #expect(backfills.first?["table_name"] as? String == "public.accounts")
+        #expect(backfills.first?["rows_total"] as? Int == 100_000)
+        #expect((backfills.first?["rows_done"] as? Int ?? 0) > 0, "status shows the progress")
         let progress = Int(try setup.db.value("SELECT rows_done FROM temporal_versioning.stream_backfills") ?? "0") ?? 0
         #expect(progress > 0, "the checkpoint moved")
         try setup.db.execute("UPDATE accounts SET balance = -1 WHERE id = 7")
