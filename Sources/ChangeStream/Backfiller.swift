@@ -67,8 +67,13 @@ public final class Backfiller {
 
     /// Writes every backfill of the slot not yet done; returns the events
     /// written (without those the sink already held), or nil when stopped.
+    ///
+    /// Before streaming, `upToSlotPosition` writes only the backfills made
+    /// at or before the slot's confirmed position (those of setup --snapshot);
+    /// one added to a running stream (stream backfill) is written by the
+    /// streamer when the stream reaches its consistent point (`only`).
     @discardableResult
-    public func run() throws -> Int? {
+    public func run(upToSlotPosition: Bool = true, only: Int? = nil) throws -> Int? {
         let connection = try Connection(conninfo: conninfo, applicationName: "temporal stream backfill")
         try connection.pinSearchPath()
         guard try connection.query("SELECT pg_catalog.to_regclass('temporal_versioning.stream_backfills') IS NOT NULL").scalar == "t" else {
@@ -79,8 +84,11 @@ public final class Backfiller {
                    b.consistent_lsn::text, (extract(epoch FROM b.snapshot_at) * 1000)::int8, b.rows_done, b.rows_total
             FROM temporal_versioning.stream_backfills b
             WHERE b.slot_name = $1 AND b.state <> 'done'
+              AND ($2::int4 IS NULL OR b.id = $2)
+              AND (NOT $3 OR b.consistent_lsn <= (SELECT s.confirmed_flush_lsn FROM pg_catalog.pg_replication_slots s
+                                                   WHERE s.slot_name = $1))
             ORDER BY b.kind, b.id
-            """, [slot]).rows.map { row in
+            """, [slot, only, upToSlotPosition]).rows.map { row in
             Pending(id: Int(row[0]!)!, kind: row[1]!, schema: row[2]!, table: row[3]!, copy: row[4]!,
                     keyColumns: Self.names(row[5]), columnNames: Self.names(row[6]),
                     consistentLSN: row[7]!, snapshotMilliseconds: Int64(row[8]!)!,
@@ -506,5 +514,22 @@ final class SnapshotLineEncoder {
         let end = output.count
         output.append(UInt8(ascii: "\n"))
         events.append(ChangeEvent(idInJSONOf: output, range: start..<end))
+    }
+}
+
+extension Backfiller {
+    /// The backfills of a slot not yet written, with their consistent points:
+    /// for a running stream, the ones `stream backfill` added.
+    static func pending(slot: String, on connection: Connection) throws -> [(id: Int, lsn: LSN)] {
+        guard try connection.query("SELECT pg_catalog.to_regclass('temporal_versioning.stream_backfills') IS NOT NULL").scalar == "t" else {
+            return []
+        }
+        return try connection.query("""
+            SELECT b.id, b.consistent_lsn::text FROM temporal_versioning.stream_backfills b
+            WHERE b.slot_name = $1 AND b.state <> 'done' ORDER BY b.consistent_lsn, b.kind, b.id
+            """, [slot]).rows.compactMap { row in
+            guard let id = row[0].flatMap({ Int($0) }), let lsn = row[1].flatMap(LSN.init) else { return nil }
+            return (id, lsn)
+        }
     }
 }

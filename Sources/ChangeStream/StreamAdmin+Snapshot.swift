@@ -101,12 +101,71 @@ extension StreamAdmin {
         return plan
     }
 
+    /// Adds tables to a running stream's publication and backfills them
+    /// (`temporal stream backfill`): they are copied in the snapshot of a
+    /// temporary slot made after they joined the publication, and the stream
+    /// writes their rows when it reaches that slot's consistent point, between
+    /// the changes committed before it and those after, without stopping.
+    public func addBackfill(slot: String, publication: String, tables: [(schema: String, name: String)],
+                            request: SnapshotRequest, replicaIdentityFull: Bool) throws -> [Backfill] {
+        // The slot may be in use: the stream it feeds runs on.
+        let plugin = try connection.query("SELECT plugin::text FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", [slot]).rows.first
+        guard let plugin else {
+            throw PostgresError(kind: .server, sqlState: SQLState.undefinedObject,
+                                message: "replication slot \"\(slot)\" does not exist",
+                                hint: "Set the stream up first: temporal stream setup --slot \(slot) ...")
+        }
+        guard plugin[0] == "pgoutput" else {
+            throw PostgresError(kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                                message: "replication slot \"\(slot)\" does not use the pgoutput plugin")
+        }
+        try requirePublication(publication)
+        let plan = try planSnapshot(request, tables: tables)
+        // Announce the backfill in the WAL, before the tables join the
+        // publication: the stream waits there (on this lock) until the copy
+        // is made and knows its consistent point before it passes it.
+        let lock = Self.backfillSetupLock(slot: slot)
+        try connection.query("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext($1))", [lock])
+        defer { _ = try? connection.query("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext($1))", [lock]) }
+        try connection.query("SELECT pg_catalog.pg_logical_emit_message(false, $1, $2)", [EventBuilder.backfillPrefix, slot])
+        let quotedPublication = try connection.quoteIdentifier(publication)
+        var added: [String] = []
+        do {
+            for table in tables {
+            let qualified = try connection.query("SELECT pg_catalog.format('%I.%I', $1::text, $2::text)", [table.schema, table.name]).scalar ?? ""
+            let member = try connection.query("""
+                SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3
+                """, [publication, table.schema, table.name])
+            guard member.rows.isEmpty else {
+                throw PostgresError(kind: .server, sqlState: SQLState.duplicateObject,
+                                    message: "table \(qualified) is already in publication \"\(publication)\"",
+                                    detail: "Its changes are streamed already; a backfill is for a table the stream does not have yet.")
+            }
+            if replicaIdentityFull { try connection.execute("ALTER TABLE \(qualified) REPLICA IDENTITY FULL") }
+            try connection.execute("ALTER PUBLICATION \(quotedPublication) ADD TABLE \(qualified)")
+            added.append(qualified)
+            }
+            let temporary = "\(slot)_backfill_\(UInt32.random(in: 0...UInt32.max))"
+            return try createSlotWithSnapshot(slot: temporary, request: request, plan: plan, temporary: true, recordFor: slot).1
+        } catch {
+            // Nothing half done: a table in the publication without its backfill would start mid-story.
+            for table in added { _ = try? connection.execute("ALTER PUBLICATION \(quotedPublication) DROP TABLE \(table)") }
+            throw error
+        }
+    }
+
+    /// The advisory lock `stream backfill` holds while it adds tables to a slot's stream.
+    public static func backfillSetupLock(slot: String) -> String { "temporal stream backfill setup \(slot)" }
+
     /// Creates the slot, exporting its snapshot, and copies what the plan
     /// asks for in that snapshot. If the copy fails, the slot is dropped.
-    func createSlotWithSnapshot(slot: String, request: SnapshotRequest, plan: SnapshotPlan) throws -> (LSN, [Backfill]) {
+    /// A temporary slot only lends its snapshot; the backfills are recorded
+    /// for `recordFor`.
+    func createSlotWithSnapshot(slot: String, request: SnapshotRequest, plan: SnapshotPlan,
+                                temporary: Bool = false, recordFor: String? = nil) throws -> (LSN, [Backfill]) {
         let replication = try ReplicationConnection(conninfo: request.conninfo, applicationName: "temporal stream setup")
         defer { replication.close() }
-        let (point, snapshot) = try replication.createLogicalSlotExportingSnapshot(slot)
+        let (point, snapshot) = try replication.createLogicalSlotExportingSnapshot(slot, temporary: temporary)
         var backfills: [Backfill] = []
         do {
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
@@ -121,7 +180,7 @@ extension StreamAdmin {
                         SELECT b.id, b.kind, pg_catalog.format('%I.%I', b.schema_name, b.table_name), b.rows_total
                         FROM temporal_versioning._backfill_prepare($1, $2, $3, $4::pg_catalog.pg_lsn, $5::pg_catalog.timestamptz,
                                                                    $6, $7::pg_catalog.timestamptz) b
-                        """, [slot, table.schema, table.name, point.description, instant, table.history, plan.since]).rows
+                        """, [recordFor ?? slot, table.schema, table.name, point.description, instant, table.history, plan.since]).rows
                     backfills += rows.map {
                         Backfill(id: Int($0[0] ?? "") ?? 0, kind: $0[1] ?? "", table: $0[2] ?? "", rows: Int($0[3] ?? "") ?? 0)
                     }

@@ -144,6 +144,22 @@ public final class Streamer {
         writer.start()
         defer { writer.close() }
         var session = Session(configuration: configuration, writer: writer, reporter: reporter, builder: builder)
+        session.backfills = try Backfiller.pending(slot: configuration.slot, on: catalog)
+        session.writeBackfill = { [configuration, sink, stop, logger] id in
+            let backfiller = Backfiller(conninfo: configuration.conninfo, slot: configuration.slot, sink: sink, stop: stop,
+                                        logger: logger)
+            guard try backfiller.run(upToSlotPosition: false, only: id) != nil else {
+                throw StreamError.stoppedBeforeWriting(events: 0, sink: sink.description)
+            }
+        }
+        session.awaitBackfills = { [configuration, catalog] in
+            // stream backfill holds this lock from its announcement until its copy is committed.
+            try catalog.query("SELECT pg_catalog.pg_advisory_lock_shared(pg_catalog.hashtext($1))",
+                              [StreamAdmin.backfillSetupLock(slot: configuration.slot)])
+            try catalog.query("SELECT pg_catalog.pg_advisory_unlock_shared(pg_catalog.hashtext($1))",
+                              [StreamAdmin.backfillSetupLock(slot: configuration.slot)])
+            return try Backfiller.pending(slot: configuration.slot, on: catalog)
+        }
         var lastHeartbeat = Date()
         var lastProgress = Date()
         var lastSlotCheck = Date.distantPast
@@ -175,7 +191,7 @@ public final class Streamer {
                 try catalog.query("SELECT pg_logical_emit_message(false, $1, now()::text)", [EventBuilder.heartbeatPrefix])
                 lastHeartbeat = now
             }
-            if now.timeIntervalSince(lastSlotCheck) >= 10 {
+                        if now.timeIntervalSince(lastSlotCheck) >= 10 {
                 if let retained = try catalog.query("""
                     SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1
                     """, [configuration.slot]).scalar.flatMap(Int64.init) {
@@ -208,6 +224,12 @@ public final class Streamer {
 /// batches exist at a time (one filling, one being written).
 private struct Session {
     let configuration: StreamConfiguration
+    /// Backfills added to the running stream (stream backfill), written when
+    /// the stream reaches their consistent points, and how to write one.
+    var backfills: [(id: Int, lsn: LSN)] = []
+    var writeBackfill: ((Int) throws -> Void)?
+    /// Waits until a backfill being added is copied; returns the pending ones.
+    var awaitBackfills: (() throws -> [(id: Int, lsn: LSN)])?
     let writer: BatchWriter
     let reporter: PositionReporter
     let builder: EventBuilder
@@ -233,6 +255,7 @@ private struct Session {
     mutating func handle(_ output: EventBuilder.Output, inTransaction: Bool) throws {
         switch output {
         case let .began(commitLSN):
+            try writeBackfills(before: commitLSN)
             if let end = configuration.endLSN, commitLSN > end {
                 try flush()
                 finished = true
@@ -251,12 +274,17 @@ private struct Session {
             }
         case let .heartbeat(lsn):
             if !inTransaction { try idle(at: lsn) }
+        case let .backfillAnnounced(slot) where slot == configuration.slot:
+            if let awaitBackfills { backfills = try awaitBackfills() }
+        case .backfillAnnounced:
+            break
         }
     }
 
     /// Nothing is in progress up to `lsn`: once what was received before is
     /// written, it may be confirmed.
     mutating func idle(at lsn: LSN) throws {
+        try writeBackfills(before: lsn)
         confirmable(lsn)
         // Everything up to the end has been received: write what is pending
         // and stop (the server may send no further keepalive to wait for).
@@ -266,7 +294,19 @@ private struct Session {
         }
     }
 
-    private mutating func confirmable(_ lsn: LSN) {
+    /// Writes the backfills whose consistent point lies before `lsn`, after
+    /// everything before them is written: their rows are the state at that
+    /// point, between the changes committed before it and those after.
+    mutating func writeBackfills(before lsn: LSN) throws {
+        guard let first = backfills.first, first.lsn < lsn, let writeBackfill else { return }
+        try drain()
+        while let next = backfills.first, next.lsn < lsn {
+            try writeBackfill(next.id)
+            backfills.removeFirst()
+        }
+    }
+
+        private mutating func confirmable(_ lsn: LSN) {
         if lsn > (committedEnd ?? reporter.flushed) { committedEnd = lsn }
     }
 

@@ -16,6 +16,6 @@ struct Stream: ParsableCommand {
             before it, and each event's _id is fixed by its change, so events sent again \
             after a crash are recognised and skipped.
             """,
-        subcommands: [StreamSetup.self, StreamRun.self, StreamStatus.self, StreamDrop.self]
+        subcommands: [StreamSetup.self, StreamRun.self, StreamBackfill.self, StreamStatus.self, StreamDrop.self]
     )
 }

@@ -190,6 +190,66 @@ struct BackfillCLITests {
         #expect(events.last?["operation"] as? String == "update" && "\(events.last!["entityId"]!)" == "7", "then the stream")
     }
 
+    @Test("stream backfill adds a table to a running stream: its rows at a point, the changes before and after, nothing twice",
+          .timeLimit(.minutes(3)))
+    func backfillRunningStream() throws {
+        let setup = try Setup(rows: 100)
+        try setup.db.execute("CREATE TABLE later (id int PRIMARY KEY, v int NOT NULL); INSERT INTO later SELECT g, 0 FROM generate_series(1, 3000) g")
+        let made = try setup.run(["stream", "setup", "--publication", "pub", "--slot", setup.slot, "accounts", "--replica-identity-full"])
+        #expect(made.status == 0, "\(made)")
+        let process = try setup.start(["--output", setup.file.path])
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        let database = setup.database
+        let stopWriting = Atomic(false)
+        let writes = DispatchGroup()
+        writes.enter()
+        Thread {
+            defer { writes.leave() }
+            guard let writer = try? database.connect() else { return }
+            var next = 10_000
+            while !stopWriting.value {
+                let id = Int.random(in: 1...3000)
+                switch Int.random(in: 0..<5) {
+                case 0: try? writer.execute("INSERT INTO later VALUES (\(next), 1)"); next += 1
+                case 1: try? writer.execute("DELETE FROM later WHERE id = \(id)")
+                case 2: try? writer.execute("UPDATE accounts SET balance = balance + 1 WHERE id = \(Int.random(in: 1...100))")
+                default: try? writer.execute("UPDATE later SET v = v + 1 WHERE id = \(id)")
+                }
+            }
+        }.start()
+        Thread.sleep(forTimeInterval: 0.5)
+        let added = try setup.run(["stream", "backfill", "--slot", setup.slot, "--publication", "pub", "later", "--replica-identity-full"])
+        #expect(added.status == 0, "\(added)")
+        #expect(added.stdout.contains("public.later added to pub"), "\(added)")
+        Thread.sleep(forTimeInterval: 0.8)
+        stopWriting.value = true
+        writes.wait()
+        let target = LSN(try setup.currentLSN)!
+        for _ in 0..<300 {
+            let confirmed = LSN(try setup.db.value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [setup.slot]) ?? "0/0")!
+            if confirmed >= target { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(process.isRunning, "the stream ran on")
+        process.terminate()
+        process.waitUntilExit()
+        let events = try setup.events()
+        let ids = events.map { $0["_id"] as! String }
+        #expect(Set(ids).count == ids.count, "nothing twice")
+        #expect(ids == ids.sorted(), "in _id order")
+        let later = events.filter { $0["entityType"] as? String == "public.later" }
+        #expect(later.contains { $0["operation"] as? String == "snapshot" })
+        var state: [String: String] = [:]
+        for event in later {
+            let key = "\(event["entityId"]!)"
+            if let after = event["after"] as? [String: Any] { state[key] = "\(after["v"]!)" } else { state[key] = nil }
+        }
+        let table = try setup.db.query("SELECT id::text, v::text FROM later").rows
+        #expect(state.count == table.count)
+        #expect(table.allSatisfy { state[$0[0]!] == $0[1]! }, "the events of the added table end at the table")
+        #expect(try setup.db.value("SELECT string_agg(DISTINCT state, ',') FROM temporal_versioning.stream_backfills") == "done")
+    }
+
     @Test("bad input: a table without a key, a history of a table that has none with --strict, an instant before the history, no pg-temporal")
     func badInput() throws {
         let setup = try Setup(rows: 10)

@@ -18,12 +18,17 @@ public final class EventBuilder {
         case committed(commitLSN: LSN, endLSN: LSN)
         /// A non-transactional heartbeat: nothing before `lsn` is pending.
         case heartbeat(LSN)
+        /// `temporal stream backfill` is adding tables to the stream of this
+        /// slot: wait until it has copied them, then write their rows at their
+        /// consistent point, which lies after this.
+        case backfillAnnounced(slot: String)
     }
 
     /// The prefix of the transactional message that carries an application's
     /// context (see temporal_versioning.set_change_context).
     public static let contextPrefix = "temporal.context"
     public static let heartbeatPrefix = "temporal.heartbeat"
+    public static let backfillPrefix = "temporal.backfill"
 
     /// A class, so that looking one up for every change copies a reference, not many arrays.
     final class RelationInfo {
@@ -168,6 +173,8 @@ public final class EventBuilder {
                 applyContext(logical.content)
             } else if !logical.transactional, logical.prefix == Self.heartbeatPrefix, transaction == nil {
                 try emit(.heartbeat(logical.lsn))
+            } else if !logical.transactional, logical.prefix == Self.backfillPrefix {
+                try emit(.backfillAnnounced(slot: String(decoding: logical.content, as: UTF8.self)))
             }
         case let .insert(insert):
             let info = try relation(insert.relationOID)

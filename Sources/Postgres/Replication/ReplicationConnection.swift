@@ -41,8 +41,9 @@ public final class ReplicationConnection: @unchecked Sendable {
     /// consistent point: another connection reads exactly what existed there
     /// with `SET TRANSACTION SNAPSHOT`, as long as this connection stays open
     /// and runs no other command.
-    public func createLogicalSlotExportingSnapshot(_ slot: String) throws -> (consistentPoint: LSN, snapshot: String) {
-        let row = try command("CREATE_REPLICATION_SLOT \(try quoteIdentifier(slot)) LOGICAL pgoutput (SNAPSHOT 'export')").rows.first
+    /// A `temporary` slot goes with the connection: only its snapshot is wanted.
+    public func createLogicalSlotExportingSnapshot(_ slot: String, temporary: Bool = false) throws -> (consistentPoint: LSN, snapshot: String) {
+        let row = try command("CREATE_REPLICATION_SLOT \(try quoteIdentifier(slot))\(temporary ? " TEMPORARY" : "") LOGICAL pgoutput (SNAPSHOT 'export')").rows.first
         guard let row, row.count >= 3, let point = row[1].flatMap(LSN.init), let snapshot = row[2] else {
             throw PostgresError(kind: .server, message: "CREATE_REPLICATION_SLOT returned no consistent point or snapshot")
         }
