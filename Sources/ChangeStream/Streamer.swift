@@ -148,9 +148,8 @@ public final class Streamer {
         session.writeBackfill = { [configuration, sink, stop, logger] id in
             let backfiller = Backfiller(conninfo: configuration.conninfo, slot: configuration.slot, sink: sink, stop: stop,
                                         logger: logger)
-            guard try backfiller.run(upToSlotPosition: false, only: id) != nil else {
-                throw StreamError.stoppedBeforeWriting(events: 0, sink: sink.description)
-            }
+            // nil: stopped part way; the next run goes on from its checkpoint.
+            return try backfiller.run(upToSlotPosition: false, only: id) != nil
         }
         session.awaitBackfills = { [configuration, catalog] in
             // stream backfill holds this lock from its announcement until its copy is committed.
@@ -227,7 +226,7 @@ private struct Session {
     /// Backfills added to the running stream (stream backfill), written when
     /// the stream reaches their consistent points, and how to write one.
     var backfills: [(id: Int, lsn: LSN)] = []
-    var writeBackfill: ((Int) throws -> Void)?
+    var writeBackfill: ((Int) throws -> Bool)?
     /// Waits until a backfill being added is copied; returns the pending ones.
     var awaitBackfills: (() throws -> [(id: Int, lsn: LSN)])?
     let writer: BatchWriter
@@ -301,7 +300,10 @@ private struct Session {
         guard let first = backfills.first, first.lsn < lsn, let writeBackfill else { return }
         try drain()
         while let next = backfills.first, next.lsn < lsn {
-            try writeBackfill(next.id)
+            guard try writeBackfill(next.id) else {
+                finished = true   // stopped: nothing after the backfill may be written before it
+                return
+            }
             backfills.removeFirst()
         }
     }
