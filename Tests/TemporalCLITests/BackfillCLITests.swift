@@ -197,7 +197,8 @@ struct BackfillCLITests {
         try setup.db.execute("CREATE TABLE later (id int PRIMARY KEY, v int NOT NULL); INSERT INTO later SELECT g, 0 FROM generate_series(1, 3000) g")
         let made = try setup.run(["stream", "setup", "--publication", "pub", "--slot", setup.slot, "accounts", "--replica-identity-full"])
         #expect(made.status == 0, "\(made)")
-        let process = try setup.start(["--output", setup.file.path])
+        let port = Int.random(in: 29100...29900)
+        let process = try setup.start(["--output", setup.file.path, "--metrics-port", String(port)])
         defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
         let database = setup.database
         let stopWriting = Atomic(false)
@@ -231,6 +232,13 @@ struct BackfillCLITests {
             Thread.sleep(forTimeInterval: 0.1)
         }
         #expect(process.isRunning, "the stream ran on")
+        // The backfill's progress is in the metrics too.
+        let copied = try setup.db.value("SELECT rows_total FROM temporal_versioning.stream_backfills") ?? ""
+        let metrics = try StreamCLITests.httpGet(port: port, path: "/metrics")
+        let gauges = metrics.split(separator: "\n").filter { $0.hasPrefix("temporal_stream_backfill_rows_") }
+        #expect(gauges.contains { $0.hasPrefix("temporal_stream_backfill_rows_total{") && $0.contains("public.later") && $0.hasSuffix(" \(copied).0") },
+                "\(gauges)")
+        #expect(gauges.contains { $0.hasPrefix("temporal_stream_backfill_rows_done{") && $0.hasSuffix(" \(copied).0") }, "\(gauges)")
         process.terminate()
         process.waitUntilExit()
         let events = try setup.events()

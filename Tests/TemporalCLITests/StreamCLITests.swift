@@ -99,7 +99,7 @@ struct StreamCLITests {
     }
 
     /// A plain HTTP GET on 127.0.0.1, enough to read a metrics page.
-    private static func httpGet(port: Int, path: String) throws -> String {
+    static func httpGet(port: Int, path: String) throws -> String {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
