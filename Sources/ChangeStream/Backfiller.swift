@@ -34,13 +34,14 @@ public final class Backfiller {
     private let stop: StopRequest
     private let logger: Logger
     private let chunkSize: Int
+    private let batchSize: Int
     private let onProgress: ((Progress) -> Void)?
 
     /// Whether any chunk was written (a later failure is then worth waiting out).
     public private(set) var started = false
 
     public init(conninfo: String, slot: String, sink: EventSink, stop: StopRequest,
-                logger: Logger = Logger(label: "temporal.stream"), chunkSize: Int = 20000,
+                logger: Logger = Logger(label: "temporal.stream"), chunkSize: Int = 20000, batchSize: Int = 1000,
                 onProgress: ((Progress) -> Void)? = nil) {
         self.conninfo = conninfo
         self.slot = slot
@@ -48,6 +49,7 @@ public final class Backfiller {
         self.stop = stop
         self.logger = logger
         self.chunkSize = chunkSize
+        self.batchSize = max(1, batchSize)
         self.onProgress = onProgress
     }
 
@@ -186,8 +188,22 @@ public final class Backfiller {
                              rowsPerSecond: seconds > 0 ? Double(rows - backfill.rowsDone) / seconds : 0))
     }
 
-    /// Writes a chunk, waiting out a sink that is down (nothing is checkpointed meanwhile).
+    /// Writes a chunk, waiting out a sink that is down (nothing is checkpointed
+    /// meanwhile): to a sink of documents (MongoDB) in writes of `batchSize`
+    /// events, as the stream writes them; to a file at once.
     private func writeRetrying(_ events: [ChangeEvent]) throws -> Int {
+        guard sink.encoding == .documents, events.count > batchSize else { return try writeBatchRetrying(events[...]) }
+        var written = 0
+        var start = 0
+        while start < events.count {
+            written += try writeBatchRetrying(events[start..<min(start + batchSize, events.count)])
+            start += batchSize
+        }
+        return written
+    }
+
+    private func writeBatchRetrying(_ slice: ArraySlice<ChangeEvent>) throws -> Int {
+        let events = Array(slice)
         var backoff = 0.1
         while true {
             do {

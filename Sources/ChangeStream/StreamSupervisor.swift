@@ -42,7 +42,7 @@ public final class StreamSupervisor {
         while true {
             let streamer = Streamer(configuration: configuration, sink: sink, stop: stop, logger: logger, onProgress: onProgress)
             let backfiller = Backfiller(conninfo: configuration.conninfo, slot: configuration.slot, sink: sink, stop: stop,
-                                        logger: logger, onProgress: onBackfillProgress)
+                                        logger: logger, batchSize: configuration.batchSize, onProgress: onBackfillProgress)
             do {
                 if backfillPending {
                     guard try backfiller.run() != nil else { return nil }

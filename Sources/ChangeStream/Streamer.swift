@@ -147,7 +147,7 @@ public final class Streamer {
         session.backfills = try Backfiller.pending(slot: configuration.slot, on: catalog)
         session.writeBackfill = { [configuration, sink, stop, logger] id in
             let backfiller = Backfiller(conninfo: configuration.conninfo, slot: configuration.slot, sink: sink, stop: stop,
-                                        logger: logger)
+                                        logger: logger, batchSize: configuration.batchSize)
             // nil: stopped part way; the next run goes on from its checkpoint.
             return try backfiller.run(upToSlotPosition: false, only: id) != nil
         }
