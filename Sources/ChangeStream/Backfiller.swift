@@ -534,18 +534,30 @@ final class SnapshotLineEncoder {
 }
 
 extension Backfiller {
+    /// A backfill not yet written: its consistent point, and whether it
+    /// carries a table's history (`table` as `format('%I.%I')` names it).
+    struct Waiting {
+        var id: Int
+        var lsn: LSN
+        var table: String
+        var history: Bool
+    }
+
     /// The backfills of a slot not yet written, with their consistent points:
     /// for a running stream, the ones `stream backfill` added.
-    static func pending(slot: String, on connection: Connection) throws -> [(id: Int, lsn: LSN)] {
+    static func pending(slot: String, on connection: Connection) throws -> [Waiting] {
         guard try connection.query("SELECT pg_catalog.to_regclass('temporal_versioning.stream_backfills') IS NOT NULL").scalar == "t" else {
             return []
         }
         return try connection.query("""
-            SELECT b.id, b.consistent_lsn::text FROM temporal_versioning.stream_backfills b
-            WHERE b.slot_name = $1 AND b.state <> 'done' ORDER BY b.consistent_lsn, b.kind, b.id
+            SELECT b.id, b.consistent_lsn::pg_catalog.text, pg_catalog.format('%I.%I', b.schema_name, b.table_name),
+                   b.kind OPERATOR(pg_catalog.=) 'history'
+            FROM temporal_versioning.stream_backfills b
+            WHERE b.slot_name OPERATOR(pg_catalog.=) $1 AND b.state OPERATOR(pg_catalog.<>) 'done'
+            ORDER BY b.consistent_lsn, b.kind, b.id
             """, [slot]).rows.compactMap { row in
             guard let id = row[0].flatMap({ Int($0) }), let lsn = row[1].flatMap(LSN.init) else { return nil }
-            return (id, lsn)
+            return Waiting(id: id, lsn: lsn, table: row[2] ?? "", history: row[3] == "t")
         }
     }
 }

@@ -106,8 +106,11 @@ extension StreamAdmin {
     /// temporary slot made after they joined the publication, and the stream
     /// writes their rows when it reaches that slot's consistent point, between
     /// the changes committed before it and those after, without stopping.
+    /// With a history (`request.historySince`), the changes the history
+    /// keeps up to that point are written instead of the stream's own events
+    /// of the same transactions (from the tables' joining to that point).
     public func addBackfill(slot: String, publication: String, tables: [(schema: String, name: String)],
-                            request: SnapshotRequest, replicaIdentityFull: Bool) throws -> [Backfill] {
+                            request: SnapshotRequest, replicaIdentityFull: Bool) throws -> (backfills: [Backfill], warnings: [String]) {
         // The slot may be in use: the stream it feeds runs on.
         let plugin = try connection.query("SELECT plugin::text FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", [slot]).rows.first
         guard let plugin else {
@@ -146,7 +149,8 @@ extension StreamAdmin {
             added.append(qualified)
             }
             let temporary = "\(slot)_backfill_\(UInt32.random(in: 0...UInt32.max))"
-            return try createSlotWithSnapshot(slot: temporary, request: request, plan: plan, temporary: true, recordFor: slot).1
+            let backfills = try createSlotWithSnapshot(slot: temporary, request: request, plan: plan, temporary: true, recordFor: slot).1
+            return (backfills, plan.warnings)
         } catch {
             // Nothing half done: a table in the publication without its backfill would start mid-story.
             for table in added { _ = try? connection.execute("ALTER PUBLICATION \(quotedPublication) DROP TABLE \(table)") }

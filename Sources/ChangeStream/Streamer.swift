@@ -225,10 +225,10 @@ private struct Session {
     let configuration: StreamConfiguration
     /// Backfills added to the running stream (stream backfill), written when
     /// the stream reaches their consistent points, and how to write one.
-    var backfills: [(id: Int, lsn: LSN)] = []
+    var backfills: [Backfiller.Waiting] = []
     var writeBackfill: ((Int) throws -> Bool)?
     /// Waits until a backfill being added is copied; returns the pending ones.
-    var awaitBackfills: (() throws -> [(id: Int, lsn: LSN)])?
+    var awaitBackfills: (() throws -> [Backfiller.Waiting])?
     let writer: BatchWriter
     let reporter: PositionReporter
     let builder: EventBuilder
@@ -255,6 +255,10 @@ private struct Session {
         switch output {
         case let .began(commitLSN):
             try writeBackfills(before: commitLSN)
+            // A transaction committed before a history backfill's consistent
+            // point is in that history: its changes of the table come from there.
+            let skipping = Set(backfills.lazy.filter(\.history).map(\.table))
+            if builder.skipping != skipping { builder.skipping = skipping }
             if let end = configuration.endLSN, commitLSN > end {
                 try flush()
                 finished = true

@@ -258,6 +258,84 @@ struct BackfillCLITests {
         #expect(try setup.db.value("SELECT string_agg(DISTINCT state, ',') FROM temporal_versioning.stream_backfills") == "done")
     }
 
+    @Test("stream backfill --history-since of a versioned table while it is written: every change the history keeps once, then the stream",
+          .timeLimit(.minutes(3)))
+    func backfillRunningStreamWithHistory() throws {
+        let setup = try Setup(rows: 100)
+        try setup.db.execute("""
+            CREATE TABLE later (id int PRIMARY KEY, v int NOT NULL); INSERT INTO later SELECT g, 0 FROM generate_series(1, 500) g;
+            SELECT temporal_versioning.enable_temporal_versioning('public', 'later');
+            UPDATE later SET v = 1 WHERE id <= 50; DELETE FROM later WHERE id > 490;
+            """)
+        #expect(try setup.run(["stream", "setup", "--publication", "pub", "--slot", setup.slot, "accounts"]).status == 0)
+        let process = try setup.start(["--output", setup.file.path])
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        let database = setup.database
+        let stopWriting = Atomic(false)
+        let writes = DispatchGroup()
+        writes.enter()
+        Thread {
+            defer { writes.leave() }
+            guard let writer = try? database.connect() else { return }
+            var next = 10_000
+            while !stopWriting.value {
+                let id = Int.random(in: 1...500)
+                switch Int.random(in: 0..<5) {
+                case 0: try? writer.execute("INSERT INTO later VALUES (\(next), 1)"); next += 1
+                case 1: try? writer.execute("DELETE FROM later WHERE id = \(id)")
+                case 2: try? writer.execute("UPDATE accounts SET balance = balance + 1 WHERE id = \(Int.random(in: 1...100))")
+                default: try? writer.execute("BEGIN; SET LOCAL temporal.user_id = 'w'; UPDATE later SET v = v + 1 WHERE id = \(id); COMMIT;")
+                }
+            }
+        }.start()
+        Thread.sleep(forTimeInterval: 0.5)
+        let added = try setup.run(["stream", "backfill", "--slot", setup.slot, "--publication", "pub", "later",
+                                   "--replica-identity-full", "--history-since", "all", "--strict"])
+        #expect(added.status == 0, "\(added)")
+        #expect(added.stdout.contains("changes of its history"), "\(added)")
+        Thread.sleep(forTimeInterval: 0.8)
+        stopWriting.value = true
+        writes.wait()
+        let target = LSN(try setup.currentLSN)!
+        for _ in 0..<300 {
+            let confirmed = LSN(try setup.db.value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [setup.slot]) ?? "0/0")!
+            if confirmed >= target { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(process.isRunning, "the stream ran on")
+        process.terminate()
+        process.waitUntilExit()
+        let events = try setup.events()
+        let ids = events.map { $0["_id"] as! String }
+        #expect(Set(ids).count == ids.count, "nothing twice")
+        #expect(ids == ids.sorted(), "in _id order")
+        let later = events.filter { $0["entityType"] as? String == "public.later" }
+        // Every change the history keeps is one event, from the history up to the
+        // backfill's consistent point and from the stream after it.
+        let changes = later.filter { $0["operation"] as? String != "snapshot" }
+            .map { "\($0["txId"]!) \($0["operation"]!) \($0["entityId"]!)" }.sorted()
+        let history = try setup.db.column("""
+            SELECT h.temporal_tx_id || ' ' || CASE h.temporal_operation WHEN 'I' THEN 'insert' WHEN 'U' THEN 'update' ELSE 'delete' END
+                   || ' ' || h.id
+            FROM temporal_versioning.later_history h
+            """).compactMap { $0 }.sorted()
+        #expect(changes.count == history.count)
+        #expect(changes == history, "each change exactly once")
+        let fromHistory = later.filter { ($0["metadata"] as? [String: Any])?["backfill"] as? Bool == true }
+        #expect(fromHistory.count > 500, "the history's changes, before the table joined and after")
+        #expect(later.contains { ($0["metadata"] as? [String: Any])?["backfill"] == nil && $0["operation"] as? String != "snapshot" },
+                "then the stream's")
+        var state: [String: String] = [:]
+        for event in later {
+            let key = "\(event["entityId"]!)"
+            if let after = event["after"] as? [String: Any] { state[key] = "\(after["v"]!)" } else { state[key] = nil }
+        }
+        let table = try setup.db.query("SELECT id::text, v::text FROM later").rows
+        #expect(state.count == table.count)
+        #expect(table.allSatisfy { state[$0[0]!] == $0[1]! }, "replayed in _id order, the events end at the table")
+        #expect(try setup.db.value("SELECT string_agg(DISTINCT state, ',') FROM temporal_versioning.stream_backfills") == "done")
+    }
+
     @Test("bad input: a table without a key, a history of a table that has none with --strict, an instant before the history, no pg-temporal")
     func badInput() throws {
         let setup = try Setup(rows: 10)

@@ -111,6 +111,18 @@ public final class EventBuilder {
     /// Whether a transaction has begun and not yet committed.
     public var inTransaction: Bool { transaction != nil }
 
+    /// Tables (as `format('%I.%I')` names them) whose changes are not written
+    /// as events: a history backfill of `stream backfill` carries them. Each
+    /// still takes its position, so the _ids of the others do not move.
+    public var skipping: Set<String> = []
+
+    /// Whether the change of `info` is skipped (its position taken).
+    private func skipped(_ info: RelationInfo) -> Bool {
+        guard !skipping.isEmpty, skipping.contains(info.qualifiedName), let current = transaction else { return false }
+        current.position += 1
+        return true
+    }
+
     /// `spoolDirectory`: where transactions still in progress wait for their
     /// commit (in a directory named after the slot).
     public init(slot: String, types: TypeCatalog, encoding: Encoding = .documents,
@@ -178,6 +190,7 @@ public final class EventBuilder {
             }
         case let .insert(insert):
             let info = try relation(insert.relationOID)
+            if skipped(info) { return }
             if encoding == .extendedJSON {
                 return try emit(.event(encodedEvent(Self.insertJSON, info, lsn: lsn, before: nil, after: insert.new, old: nil)))
             }
@@ -185,6 +198,7 @@ public final class EventBuilder {
             try emit(.event(event("insert", info, lsn: lsn, before: nil, after: after, changes: nil)))
         case let .update(update):
             let info = try relation(update.relationOID)
+            if skipped(info) { return }
             if encoding == .extendedJSON {
                 return try emit(.event(encodedEvent(Self.updateJSON, info, lsn: lsn, before: update.old ?? update.oldKey,
                                                     after: update.new, old: update.old)))
@@ -204,6 +218,7 @@ public final class EventBuilder {
             try emit(.event(event("update", info, lsn: lsn, before: before, after: after, changes: changes)))
         case let .delete(delete):
             let info = try relation(delete.relationOID)
+            if skipped(info) { return }
             if encoding == .extendedJSON {
                 return try emit(.event(encodedEvent(Self.deleteJSON, info, lsn: lsn, before: delete.old ?? delete.oldKey,
                                                     after: nil, old: nil)))
@@ -213,6 +228,7 @@ public final class EventBuilder {
         case let .truncate(truncate):
             for oid in truncate.relationOIDs {
                 let info = try relation(oid)
+                if skipped(info) { continue }
                 if encoding == .extendedJSON {
                     try emit(.event(encodedEvent(Self.truncateJSON, info, lsn: lsn, before: nil, after: nil, old: nil)))
                 } else {
