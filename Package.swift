@@ -25,9 +25,14 @@ let package = Package(
             name: "Postgres",
             dependencies: ["CLibPQ"]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
         .target(
             name: "TemporalKit",
-            dependencies: ["Postgres"]
+            dependencies: ["Postgres", "CZlib"]
         ),
         .systemLibrary(
             name: "CBSON",

@@ -167,6 +167,14 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = format('The database''s time is now %s.', now());
         END IF;
+        IF vt.history_floor IS NOT NULL AND instant < vt.history_floor AND vt.history_floor > vt.versioning_since THEN
+            RAISE EXCEPTION 'instant % is before the floor of the history of "%.%"', instant, schema_name, table_name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('Changes made before %s were pruned (temporal prune or temporal maintain); the earliest instant that can be reconstructed is %s.',
+                                      vt.history_floor, vt.history_floor),
+                      HINT = format('Use an instant at or after %s, or put the archive of the earlier changes back first: temporal archive restore FILE --into-history.',
+                                    vt.history_floor);
+        END IF;
         IF instant < vt.versioning_since THEN
             RAISE EXCEPTION 'instant % is before the history of "%.%" begins', instant, schema_name, table_name
                 USING ERRCODE = 'invalid_parameter_value',

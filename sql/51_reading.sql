@@ -371,6 +371,10 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Use INSERT, UPDATE, DELETE or TRUNCATE.';
         END IF;
     END IF;
+    IF start_time IS NOT NULL AND vt.history_floor IS NOT NULL AND start_time < vt.history_floor THEN
+        RAISE WARNING 'changes to "%.%" made before % were pruned: the log starts there', schema_name, table_name, vt.history_floor
+            USING HINT = 'temporal archive list shows the archives that hold them.';
+    END IF;
     IF start_time IS NOT NULL AND end_time IS NOT NULL AND start_time > end_time THEN
         RAISE EXCEPTION 'the start of the window (%) is after its end (%)', start_time, end_time
             USING ERRCODE = 'invalid_parameter_value';

@@ -43,11 +43,12 @@ BEGIN
 
     IF with_history THEN
         vt := temporal_versioning.find_versioned_table(schema_name, table_name);
-        IF history_since IS NOT NULL AND history_since < vt.created_at THEN
-            RAISE EXCEPTION 'the history of "%.%" begins at %', schema_name, table_name, vt.created_at
+        IF history_since IS NOT NULL AND history_since < greatest(vt.created_at, vt.history_floor) THEN
+            RAISE EXCEPTION 'the history of "%.%" begins at %', schema_name, table_name, greatest(vt.created_at, vt.history_floor)
                 USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('--history-since %s is earlier.', history_since),
-                      HINT = format('Use an instant at or after %s, or --history-since all.', vt.created_at);
+                      DETAIL = format('--history-since %s is earlier%s.', history_since,
+                                      CASE WHEN vt.history_floor > vt.created_at THEN ' (the changes before were pruned)' ELSE '' END),
+                      HINT = format('Use an instant at or after %s, or --history-since all.', greatest(vt.created_at, vt.history_floor));
         END IF;
         backfill := temporal_versioning._backfill_record(slot_name, 'history', schema_name, table_name, key, names,
                                                          consistent_lsn, snapshot_at, history_since);

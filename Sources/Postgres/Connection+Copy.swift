@@ -40,6 +40,91 @@ extension Connection {
 }
 
 extension Connection {
+    /// Runs `COPY ... FROM STDIN` and sends what `produce` writes, in the
+    /// COPY's format, in pieces of any size: memory stays one piece. If
+    /// `produce` throws, the COPY is ended with that error (nothing copied).
+    /// Returns the number of rows copied.
+    @discardableResult
+    public func copyIn(_ sql: String, produce: (_ send: (UnsafeBufferPointer<UInt8>) throws -> Void) throws -> Void) throws -> Int {
+        guard let started = PQexec(handle, sql) else {
+            throw PostgresError(kind: .connection, message: lastErrorMessage)
+        }
+        if PQresultStatus(started) != PGRES_COPY_IN {
+            defer { PQclear(started) }
+            throw failure(started)
+        }
+        PQclear(started)
+        var produceFailure: Error?
+        do {
+            try produce { piece in
+                guard let base = piece.baseAddress, piece.count > 0 else { return }
+                let sent = base.withMemoryRebound(to: CChar.self, capacity: piece.count) {
+                    PQputCopyData(handle, $0, Int32(piece.count))
+                }
+                guard sent == 1 else { throw PostgresError(kind: .connection, message: lastErrorMessage) }
+            }
+        } catch {
+            produceFailure = error
+        }
+        let ended = produceFailure == nil ? PQputCopyEnd(handle, nil) : PQputCopyEnd(handle, "the client stopped the copy")
+        guard ended == 1 else { throw PostgresError(kind: .connection, message: lastErrorMessage) }
+        var rows = 0
+        var failure: PostgresError?
+        while let result = PQgetResult(handle) {
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                rows = Int(String(cString: PQcmdTuples(result))) ?? 0
+            } else if failure == nil {
+                failure = self.failure(result)
+            }
+            PQclear(result)
+        }
+        if let produceFailure { throw produceFailure }
+        if let failure { throw failure }
+        return rows
+    }
+
+    /// Runs `COPY ... TO STDOUT` and hands each row to `body` as it arrives,
+    /// as COPY wrote it (with its newline); valid while the body runs.
+    /// Returns the number of rows.
+    @discardableResult
+    public func copyOutLines(_ sql: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws -> Int {
+        guard let started = PQexec(handle, sql) else {
+            throw PostgresError(kind: .connection, message: lastErrorMessage)
+        }
+        if PQresultStatus(started) != PGRES_COPY_OUT {
+            defer { PQclear(started) }
+            throw failure(started)
+        }
+        PQclear(started)
+        var rows = 0
+        var bodyFailure: Error?
+        while true {
+            var buffer: UnsafeMutablePointer<CChar>?
+            let length = PQgetCopyData(handle, &buffer, 0)
+            if length < 0 { break }
+            defer { PQfreemem(buffer) }
+            guard let buffer, bodyFailure == nil else { continue }
+            let line = buffer.withMemoryRebound(to: UInt8.self, capacity: Int(length)) {
+                UnsafeBufferPointer(start: $0, count: Int(length))
+            }
+            do { try body(line) } catch {
+                bodyFailure = error
+                _ = makeCanceller()?.cancelRunningStatement()
+            }
+            rows += 1
+        }
+        var failure: PostgresError?
+        while let result = PQgetResult(handle) {
+            if PQresultStatus(result) != PGRES_COMMAND_OK, failure == nil { failure = self.failure(result) }
+            PQclear(result)
+        }
+        if let bodyFailure { throw bodyFailure }
+        if let failure { throw failure }
+        return rows
+    }
+}
+
+extension Connection {
     /// Runs `COPY ... TO STDOUT` (text format) and hands each row's fields to
     /// `body` as they arrive: the text of each value, unescaped, or nil for
     /// NULL; valid while the body runs. Memory stays one row, whatever the
