@@ -125,9 +125,10 @@ public final class Connection {
         return String(cString: escaped)
     }
 
-    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
-    public func transaction<T>(readOnly: Bool = false, _ body: () throws -> T) throws -> T {
-        try execute(readOnly ? "BEGIN READ ONLY" : "BEGIN")
+    /// Runs `body` in a transaction: committed when it returns, rolled back
+    /// when it throws. `repeatableRead`: every statement sees one snapshot.
+    public func transaction<T>(readOnly: Bool = false, repeatableRead: Bool = false, _ body: () throws -> T) throws -> T {
+        try execute("BEGIN" + (repeatableRead ? " ISOLATION LEVEL REPEATABLE READ" : "") + (readOnly ? " READ ONLY" : ""))
         do {
             let value = try body()
             try execute("COMMIT")

@@ -6,6 +6,11 @@ public struct QueryResult: Sendable {
         public var name: String
         /// The type's OID (pg_type.oid), to render values by their type.
         public var typeOID: UInt32
+
+        public init(name: String, typeOID: UInt32) {
+            self.name = name
+            self.typeOID = typeOID
+        }
     }
 
     public var columns: [Column]

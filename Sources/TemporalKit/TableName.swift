@@ -14,6 +14,13 @@ public struct TableName: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { qualified }
+
+    /// The table with this schema and name, quoted by PostgreSQL.
+    public static func named(schema: String, name: String, on connection: Connection) throws -> TableName {
+        let qualified = try connection.query(
+            "SELECT pg_catalog.format('%I.%I', $1::pg_catalog.text, $2::pg_catalog.text)", [schema, name]).scalar ?? "\(schema).\(name)"
+        return TableName(schema: schema, name: name, qualified: qualified)
+    }
 }
 
 public enum TableResolver {

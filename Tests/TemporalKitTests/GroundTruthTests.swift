@@ -154,6 +154,8 @@ struct GroundTruthTests {
             #expect(actual == expected, "diff \(i)->\(j), seed \(seed)")
         }
 
+        try pruneAndRestore(subject, table, snapshots.map(\.instant), current: current, db, &random, seed: seed)
+
         // revert --to every instant, in random order, restores that snapshot exactly.
         var order = Array(snapshots.indices)
         order.shuffle(using: &random)
@@ -178,6 +180,80 @@ struct GroundTruthTests {
             // Nothing touched that did not need to be: a second revert finds nothing to do.
             #expect(try db.count("SELECT count(*) FROM temporal_versioning.revert_table_data('public', $1, $2, true)", [subject.table, snap.instant]) == 0)
         }
+    }
+
+    // MARK: - Prune at a random floor
+
+    /// Prunes at a random snapshot's instant: every later instant gives the
+    /// same as-of, diff and revert plan as before, every earlier one is
+    /// refused with the floor in the message; the archive, restored, gives
+    /// back the history and the transactions exactly.
+    private func pruneAndRestore(_ subject: Subject, _ table: TableName, _ instants: [String], current: [String],
+                                 _ db: Connection, _ random: inout SplitMix64, seed: UInt64) throws {
+        let cut = random.int(1, instants.count - 2)
+        let floor = instants[cut]
+        let history = "temporal_versioning.\(subject.table)_history"
+        func asOf(_ instant: String) throws -> [String] {
+            try db.column("SELECT r::text FROM temporal_versioning.query_temporal_data('public', $1, $2) r ORDER BY 1",
+                          [subject.table, instant]).map { $0 ?? "" }
+        }
+        // A revert refused (across a dropped column) must be refused alike.
+        func plan(_ instant: String) throws -> [String] {
+            do {
+                return try plannedRows(instant)
+            } catch let error as PostgresError {
+                return ["refused: \(error.message)"]
+            }
+        }
+        func plannedRows(_ instant: String) throws -> [String] {
+            try db.column("SELECT concat_ws(' ', action, key::text, before::text, after::text) FROM temporal_versioning.revert_table_data('public', $1, $2, true) ORDER BY 1",
+                          [subject.table, instant]).map { $0 ?? "" }
+        }
+        func diff(_ from: String, _ to: String) throws -> [String] {
+            try db.column("SELECT concat_ws(' ', change, key::text, before::text, after::text) FROM temporal_versioning.compare_temporal_data('public', $1, $2, $3) ORDER BY 1",
+                          [subject.table, from, to]).map { $0 ?? "" }
+        }
+        let later = Array(instants[cut...])
+        let asOfBefore = try later.map(asOf)
+        let plansBefore = try later.map(plan)
+        let pairs = (0..<4).map { _ -> (Int, Int) in
+            let i = random.int(0, later.count - 2)
+            return (i, random.int(i + 1, later.count - 1))
+        }
+        let diffsBefore = try pairs.map { try diff(later[$0.0], later[$0.1]) }
+        let historyBefore = try db.column("SELECT h::text FROM \(history) h ORDER BY temporal_id")
+        let transactionsBefore = try db.column("SELECT t::text FROM temporal_versioning.transactions t ORDER BY tx_id")
+        let older = try db.count("""
+            SELECT count(*) FROM \(history) h JOIN temporal_versioning.transactions t ON t.tx_id = h.temporal_tx_id
+            WHERE t.valid_from < $1::timestamptz
+            """, [floor])
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("archive-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let results = try Lifecycle(connection: db).prune(table, before: floor, archive: .directory(directory))
+        #expect(results.count == 1 && results[0].rowsDeleted == Int64(older), "pruned \(results) of \(older) older changes, seed \(seed)")
+        #expect(try db.count("SELECT count(*) FROM \(history)") == historyBefore.count - older)
+
+        for (index, instant) in later.enumerated() {
+            #expect(try asOf(instant) == asOfBefore[index], "as-of \(instant) after the prune at \(floor), seed \(seed)")
+            #expect(try plan(instant) == plansBefore[index], "revert plan to \(instant) after the prune at \(floor), seed \(seed)")
+        }
+        for (index, pair) in pairs.enumerated() {
+            #expect(try diff(later[pair.0], later[pair.1]) == diffsBefore[index], "diff after the prune, seed \(seed)")
+        }
+        for instant in instants[..<cut] {
+            let error = #expect(throws: PostgresError.self) { try asOf(instant) }
+            #expect(error?.message.contains("before the floor") == true)
+            #expect(error?.detail?.contains(try db.value("SELECT $1::timestamptz::text", [floor])!) == true, "\(String(describing: error))")
+        }
+
+        guard let archive = results.first?.archiveFile else { return }
+        let restored = try Archives(connection: db).restore(archive, into: .history)
+        #expect(restored.rowsRestored == Int64(older))
+        #expect(try db.column("SELECT h::text FROM \(history) h ORDER BY temporal_id") == historyBefore, "the history restored exactly, seed \(seed)")
+        #expect(try db.column("SELECT t::text FROM temporal_versioning.transactions t ORDER BY tx_id") == transactionsBefore,
+                "the transactions restored exactly, seed \(seed)")
+        #expect(try asOf(instants[0]).count >= 0, "time travel below the old floor works again")
     }
 
     // MARK: - Random statements

@@ -2940,13 +2940,17 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._archive_transaction_columns() IS
     'pg-temporal: the transaction columns an archived history row carries after its own';
 
--- An instant as it names an archive: 20260101T000000Z (UTC, to the second).
+-- An instant as it names an archive: 20260101T000000Z (UTC), with the
+-- microseconds when there are any (20260101T000000.250000Z), so that two
+-- prunes within one second do not name the same file.
 CREATE OR REPLACE FUNCTION temporal_versioning._archive_instant(at timestamptz)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT to_char(at AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS"Z"');
+    SELECT to_char(at AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS')
+           || CASE WHEN extract(microseconds FROM at)::bigint % 1000000 <> 0
+                   THEN to_char(at AT TIME ZONE 'UTC', '.US') ELSE '' END || 'Z';
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._archive_instant(timestamptz) IS
@@ -3273,7 +3277,9 @@ BEGIN
         RAISE EXCEPTION 'the archive''s columns are not those of a pg-temporal archive'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    DROP TABLE IF EXISTS pg_temp.temporal_restore;
+    IF to_regclass('pg_temp.temporal_restore') IS NOT NULL THEN
+        DROP TABLE pg_temp.temporal_restore;
+    END IF;
     EXECUTE format('CREATE TEMPORARY TABLE temporal_restore (%s) ON COMMIT DROP',
         (SELECT string_agg(format('c%s %s', i, coalesce(
                     (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
