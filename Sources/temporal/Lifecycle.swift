@@ -134,7 +134,11 @@ struct Prune: DatabaseCommand {
     @Flag(help: "Show what would be deleted and archived, and change nothing.")
     var dryRun = false
 
+    @Option(help: ArgumentHelp("Rows deleted per transaction (about).", valueName: "n"))
+    var batchRows: Int64 = 10_000
+
     func validate() throws {
+        guard batchRows > 0 else { throw ValidationError("--batch-rows takes a positive number of rows.") }
         if archiveDir != nil && noArchive {
             throw ValidationError("give --archive-dir or --no-archive, not both.")
         }
@@ -145,6 +149,7 @@ struct Prune: DatabaseCommand {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
         let floor = try TimeTravel(connection: database).resolveInstants([before])[0]
         var lifecycle = Lifecycle(connection: database)
+        lifecycle.rowsPerBatch = batchRows
         let archive: Lifecycle.ArchiveChoice
         if let archiveDir {
             archive = .directory(archiveDir)

@@ -224,14 +224,14 @@ public struct Lifecycle {
 
     /// Rows a batch aims at: small enough that a batch's transaction is
     /// short, large enough that the per-batch fsync does not dominate.
-    static let rowsPerBatch: Int64 = 10_000
+    public var rowsPerBatch: Int64 = 10_000
 
     private func carryOut(_ start: PruneState, table: TableName, resumed: Bool) throws -> PruneResult {
         var state = start
         if let file = state.archiveFile {
             try ArchiveFile.prepare(file, length: state.archiveBytes)
         }
-        var span: Int64 = 64
+        var span: Int64 = 8
         while state.nextPage < state.endPage {
             let from = state.nextPage
             let to = min(from + span, state.endPage)
@@ -242,7 +242,7 @@ public struct Lifecycle {
             progress?(table, state.rowsDeleted)
             // The next range holds about rowsPerBatch old rows, if they lie as these did.
             if deleted > 0 {
-                span = max(8, min(1 << 20, (to - from) * Self.rowsPerBatch / deleted))
+                span = max(1, min(1 << 20, (to - from) * rowsPerBatch / deleted))
             } else if to - from == span {
                 span = min(1 << 20, span * 4)
             }
