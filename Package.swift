@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "ChangeStream",
             dependencies: [
-                "Postgres", "CBSON",
+                "Postgres", "CBSON", "TemporalKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]

@@ -324,7 +324,7 @@ public struct Lifecycle {
         while let n = try connection.query("SELECT temporal_versioning._forget_old_transactions(10000)").scalar, n != "0" {}
     }
 
-    static func absolutePath(_ path: String) -> String {
+    public static func absolutePath(_ path: String) -> String {
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         if trimmed.hasPrefix("/") { return trimmed }

@@ -20,6 +20,13 @@ public struct SHA256 {
 
     public init() { pending.reserveCapacity(64) }
 
+    /// The digest of `bytes`, as sha256sum prints it.
+    public static func hex(of bytes: some Sequence<UInt8>) -> String {
+        var hash = SHA256()
+        hash.update(Array(bytes))
+        return hash.finish()
+    }
+
     public mutating func update(_ bytes: UnsafeBufferPointer<UInt8>) {
         length &+= UInt64(bytes.count)
         var index = 0
