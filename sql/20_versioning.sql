@@ -37,7 +37,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT ARRAY[to_regprocedure('temporal_versioning._emit_change_context()')]
            || array_fill(to_regprocedure(format('temporal_versioning.%I()', v.history_table || '_capture')), ARRAY[4])
-    FROM temporal_versioning.versioned_tables v WHERE v.table_oid = _capture_trigger_functions.table_oid;
+    FROM temporal_versioning.versioned_tables v
+    WHERE v.table_oid = coalesce(pg_partition_root(_capture_trigger_functions.table_oid), _capture_trigger_functions.table_oid);
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._capture_trigger_functions(oid) IS
@@ -88,14 +89,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
+    target oid;
     source regclass;
     capture text;
     definitions text[];
-    created name[] := '{}';
+    created name[];
     i integer;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
-    source := vt.table_oid::regclass;
     capture := format('temporal_versioning.%I()', vt.history_table || '_capture');
     -- Tells the schema-change event trigger to judge the triggers once all are there.
     UPDATE temporal_versioning.versioned_tables v
@@ -108,34 +109,43 @@ BEGIN
         'AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s'];
-    FOR i IN 1 .. cardinality(definitions) LOOP
-        -- A trigger of that name must be ours: one that calls another function
-        -- (planted before enable, say) would silently capture nothing.
-        IF EXISTS (SELECT 1 FROM pg_trigger t
-                   WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]
-                     AND (t.tgfoid <> (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]
-                          OR t.tgtype <> (temporal_versioning._capture_trigger_types())[i]
-                          OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL)) THEN
-            RAISE EXCEPTION 'trigger "%" on %.% is not pg-temporal''s', (temporal_versioning._capture_trigger_names())[i],
-                            quote_ident(vt.schema_name), quote_ident(vt.table_name)
-                USING ERRCODE = 'duplicate_object',
-                      DETAIL = 'pg-temporal captures changes with triggers of that name.',
-                      HINT = 'Rename or drop that trigger first.';
+    -- Every table of its partition tree (see 35_partitions.sql), then the
+    -- table itself, last: its ALTER TABLE below has the event trigger judge
+    -- the capture state of them all.
+    FOR target IN SELECT m FROM temporal_versioning._partition_members(vt.table_oid) m UNION ALL SELECT vt.table_oid LOOP
+        source := target::regclass;
+        created := '{}';
+        FOR i IN 1 .. cardinality(definitions) LOOP
+            -- A trigger of that name must be ours: one that calls another function
+            -- (planted before enable, say) would silently capture nothing.
+            IF EXISTS (SELECT 1 FROM pg_trigger t
+                       WHERE t.tgrelid = target AND t.tgname = (temporal_versioning._capture_trigger_names())[i]
+                         AND (t.tgfoid <> (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]
+                              OR t.tgtype <> (temporal_versioning._capture_trigger_types())[i]
+                              OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL)) THEN
+                RAISE EXCEPTION 'trigger "%" on % is not pg-temporal''s', (temporal_versioning._capture_trigger_names())[i], source
+                    USING ERRCODE = 'duplicate_object',
+                          DETAIL = 'pg-temporal captures changes with triggers of that name.',
+                          HINT = 'Rename or drop that trigger first.';
+            END IF;
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t
+                                  WHERE t.tgrelid = target AND t.tgname = (temporal_versioning._capture_trigger_names())[i]);
+            EXECUTE format('CREATE TRIGGER %I ', (temporal_versioning._capture_trigger_names())[i])
+                 || format(definitions[i], source, capture);
+            created := created || (temporal_versioning._capture_trigger_names())[i];
+        END LOOP;
+        -- ALWAYS: changes applied by a logical replication subscriber (which runs
+        -- with session_replication_role = replica) are history too. One ALTER
+        -- TABLE, so that the schema-change event trigger sees them all in place.
+        IF target = vt.table_oid THEN
+            UPDATE temporal_versioning.versioned_tables v SET options = v.options - 'creating_triggers_in' WHERE v.id = vt.id;
         END IF;
-        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t
-                              WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]);
-        EXECUTE format('CREATE TRIGGER %I ', (temporal_versioning._capture_trigger_names())[i])
-             || format(definitions[i], source, capture);
-        created := created || (temporal_versioning._capture_trigger_names())[i];
+        IF cardinality(created) > 0 THEN
+            EXECUTE format('ALTER TABLE %s ', source)
+                 || (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ') FROM unnest(created) t);
+        END IF;
     END LOOP;
-    -- ALWAYS: changes applied by a logical replication subscriber (which runs
-    -- with session_replication_role = replica) are history too. One ALTER
-    -- TABLE, so that the schema-change event trigger sees them all in place.
     UPDATE temporal_versioning.versioned_tables v SET options = v.options - 'creating_triggers_in' WHERE v.id = vt.id;
-    IF cardinality(created) > 0 THEN
-        EXECUTE format('ALTER TABLE %s ', source)
-             || (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ') FROM unnest(created) t);
-    END IF;
 END
 $$;
 
@@ -176,12 +186,21 @@ BEGIN
         RAISE EXCEPTION 'cannot version "%.%": it belongs to pg-temporal itself', schema_name, table_name
             USING ERRCODE = 'wrong_object_type';
     END IF;
-    IF source.relkind = 'p' OR source.relispartition THEN
-        RAISE EXCEPTION 'cannot version "%.%": partitioned tables and partitions are not supported yet', schema_name, table_name
+    IF source.relispartition THEN
+        RAISE EXCEPTION 'cannot version "%.%": it is a partition', schema_name, table_name
             USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'Statement triggers on a partitioned table do not see statements run against one partition, so changes could be missed.';
+                  DETAIL = 'A partitioned table is versioned as one table, with all its partitions.',
+                  HINT = format('Version its partitioned table: temporal enable %s', pg_partition_root(source.oid)::regclass);
     END IF;
-    IF source.relkind <> 'r' THEN
+    IF source.relkind = 'p' AND (SELECT count(*) FROM pg_event_trigger e
+                                 WHERE e.evtname IN ('temporal_versioning_alter_table', 'temporal_versioning_sql_drop')
+                                   AND e.evtenabled <> 'D') < 2 THEN
+        RAISE EXCEPTION 'cannot version partitioned table "%.%" without pg-temporal''s event triggers', schema_name, table_name
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Partitions created or attached later get capture triggers from them; without them their changes would be missed.',
+                  HINT = 'Run temporal install as a superuser (on managed services: rds_superuser, azure_pg_admin).';
+    END IF;
+    IF source.relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '"%.%" is not a table', schema_name, table_name USING ERRCODE = 'wrong_object_type';
     END IF;
     IF source.relpersistence = 't' THEN
@@ -193,7 +212,7 @@ BEGIN
                   DETAIL = 'Crash recovery empties an unlogged table without firing a trigger, so its history would stop matching it.',
                   HINT = format('Make it logged first: ALTER TABLE %I.%I SET LOGGED', schema_name, table_name);
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = source.oid OR inhparent = source.oid) THEN
+    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = source.oid OR (inhparent = source.oid AND source.relkind <> 'p')) THEN
         RAISE EXCEPTION 'cannot version "%.%": tables in an inheritance tree are not supported', schema_name, table_name
             USING ERRCODE = 'feature_not_supported',
                   DETAIL = 'A statement on the parent changes the children without firing their statement triggers.';
@@ -317,7 +336,8 @@ BEGIN
     END IF;
 
     PERFORM temporal_versioning.build_capture_function(vt_id);
-    PERFORM temporal_versioning.create_capture_triggers(vt_id);
+    -- The triggers, on the table and (partitioned) on every partition.
+    PERFORM temporal_versioning._sync_partitions(vt_id, initial => true);
     PERFORM temporal_versioning.record_schema_change(vt_id, 'ENABLE', 'enable versioning',
         jsonb_build_object('key_columns', key, 'history_table', history_name, 'resumed', existing.id IS NOT NULL));
     RETURN format('temporal_versioning.%I', history_name);
@@ -354,9 +374,13 @@ BEGIN
     END IF;
     IF vt.table_oid IS NOT NULL THEN
         EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
-        EXECUTE (SELECT string_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t, vt.table_oid::regclass), '; ')
-                 FROM unnest(temporal_versioning._capture_trigger_names()) t);
+        EXECUTE (SELECT string_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t, r::regclass), '; ')
+                 FROM unnest(temporal_versioning._capture_trigger_names()) t,
+                      (SELECT vt.table_oid AS r UNION SELECT m FROM temporal_versioning._partition_members(vt.table_oid) m
+                       UNION SELECT p.relid FROM temporal_versioning.versioned_partitions p
+                       WHERE p.versioned_table_id = vt.id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.relid)) tree);
     END IF;
+    DELETE FROM temporal_versioning.versioned_partitions p WHERE p.versioned_table_id = vt.id;
     EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
 
     IF drop_history THEN

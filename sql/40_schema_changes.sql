@@ -19,7 +19,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    state text := temporal_versioning.capture_state(vt.table_oid);
+    state text := temporal_versioning._tree_capture_state(vt.table_oid);
     journaled text;
 BEGIN
     -- create_capture_triggers is putting them in place: judge once it is done.
@@ -82,9 +82,13 @@ BEGIN
     -- A versioned table may not join an inheritance tree or a partitioned
     -- table (ATTACH PARTITION, INHERIT, CREATE TABLE ... INHERITS): a
     -- statement on the parent would change its rows without firing its
-    -- statement triggers.
+    -- statement triggers. (A versioned partitioned table has partitions, of
+    -- course: they carry capture triggers too, see 35_partitions.sql.)
     SELECT * INTO vt FROM temporal_versioning.versioned_tables v
-    WHERE v.enabled AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = v.table_oid OR i.inhparent = v.table_oid)
+    WHERE v.enabled
+      AND EXISTS (SELECT 1 FROM pg_inherits i
+                  WHERE i.inhrelid = v.table_oid
+                     OR (i.inhparent = v.table_oid AND (SELECT c.relkind FROM pg_class c WHERE c.oid = v.table_oid) <> 'p'))
     LIMIT 1;
     IF vt.id IS NOT NULL THEN
         RAISE EXCEPTION 'versioned table "%.%" cannot be part of an inheritance tree or a partitioned table', vt.schema_name, vt.table_name
@@ -103,8 +107,27 @@ BEGIN
            OR c.classid = 'pg_trigger'::regclass
     LOOP
         CONTINUE WHEN altered IS NULL;
+        -- A table in the partition tree of a versioned partitioned table
+        -- (created or attached there, or one there detached from it): its
+        -- partitions get their capture triggers, and the rows that joined or
+        -- left the table are recorded.
+        SELECT * INTO vt FROM temporal_versioning.versioned_tables v
+        WHERE v.enabled AND v.table_oid <> altered
+          AND (v.table_oid = pg_partition_root(altered)
+               OR v.id = (SELECT p.versioned_table_id FROM temporal_versioning.versioned_partitions p WHERE p.relid = altered));
+        IF vt.id IS NOT NULL THEN
+            -- (Not while create_capture_triggers is putting them there.)
+            CONTINUE WHEN vt.options->>'creating_triggers_in' = txid_current()::text;
+            PERFORM temporal_versioning._sync_partitions(vt.id, initial => false);
+            PERFORM temporal_versioning._follow_capture_state(vt, vt.schema_name, vt.table_name);
+            CONTINUE;
+        END IF;
         SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.table_oid = altered;
         CONTINUE WHEN vt.id IS NULL;
+        IF vt.enabled AND (SELECT c.relkind FROM pg_class c WHERE c.oid = altered) = 'p'
+           AND vt.options->>'creating_triggers_in' IS DISTINCT FROM txid_current()::text THEN
+            PERFORM temporal_versioning._sync_partitions(vt.id, initial => false);
+        END IF;
 
         SELECT n.nspname, c.relname INTO current_schema_name, current_table_name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = altered;
@@ -149,6 +172,22 @@ DECLARE
 BEGIN
     FOR dropped IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
         IF dropped.object_type = 'table' THEN
+            -- A partition of a versioned table, dropped on its own: its rows
+            -- would leave the table unrecorded.
+            SELECT v.* INTO vt FROM temporal_versioning.versioned_partitions p
+            JOIN temporal_versioning.versioned_tables v ON v.id = p.versioned_table_id
+            WHERE p.relid = dropped.objid;
+            IF vt.id IS NOT NULL THEN
+                IF vt.enabled AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = vt.table_oid) THEN
+                    RAISE EXCEPTION 'cannot drop %: it is a partition of versioned table "%.%"', dropped.object_identity, vt.schema_name, vt.table_name
+                        USING ERRCODE = 'dependent_objects_still_exist',
+                              DETAIL = 'Its rows would leave the table without being recorded in the history.',
+                              HINT = format('Detach it first (its rows are recorded as deleted), then drop it: ALTER TABLE %s DETACH PARTITION %s; DROP TABLE %s;',
+                                            vt.table_oid::regclass, dropped.object_identity, dropped.object_identity);
+                END IF;
+                DELETE FROM temporal_versioning.versioned_partitions p WHERE p.relid = dropped.objid;
+                CONTINUE;
+            END IF;
             SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.table_oid = dropped.objid;
             IF vt.id IS NOT NULL THEN
                 -- The table is gone; its history stays.
@@ -176,8 +215,9 @@ BEGIN
         ELSIF dropped.object_type = 'trigger' AND dropped.original
               AND dropped.address_names[3] = ANY (temporal_versioning._capture_trigger_names()) THEN
             IF EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v
-                       WHERE v.enabled AND v.schema_name = dropped.address_names[1]
-                         AND v.table_name = dropped.address_names[2]) THEN
+                       WHERE v.enabled AND ((v.schema_name = dropped.address_names[1] AND v.table_name = dropped.address_names[2])
+                                            OR v.id = (SELECT p.versioned_table_id FROM temporal_versioning.versioned_partitions p
+                                                       WHERE p.relid = to_regclass(format('%I.%I', dropped.address_names[1], dropped.address_names[2]))))) THEN
                 RAISE EXCEPTION 'cannot drop trigger % on "%.%": it captures the history of a versioned table',
                                 dropped.address_names[3], dropped.address_names[1], dropped.address_names[2]
                     USING ERRCODE = 'dependent_objects_still_exist',

@@ -25,14 +25,14 @@ BEGIN
     RETURN format(
         'WITH first_after AS ('
         '  SELECT DISTINCT ON (%1$s) h.* FROM %2$s h ORDER BY %1$s, h.temporal_id) '
-        'SELECT %3$s FROM ONLY %4$s s'
+        'SELECT %3$s FROM %4$s s'
         ' WHERE NOT EXISTS (SELECT 1 FROM first_after f WHERE %5$s) '
         'UNION ALL '
         'SELECT %6$s FROM first_after f WHERE f.temporal_operation OPERATOR(pg_catalog.<>) ''I''::pg_catalog."char"',
         temporal_versioning.key_list_sql('h', vt.key_columns),
         temporal_versioning.changes_after_sql(vt.history_table, 1),
         live_list,
-        vt.table_oid::regclass,
+        temporal_versioning._scan(vt.table_oid),
         temporal_versioning.key_join_sql('f', 's', vt.key_columns),
         image_list);
 END
@@ -136,7 +136,7 @@ BEGIN
         '              WHEN b.temporal_operation = ''I'' THEN NULL ELSE %6$s END AS after'
         '  FROM state_first a'
         '  LEFT JOIN state_second b ON %7$s'
-        '  LEFT JOIN ONLY %8$s s ON %9$s) '
+        '  LEFT JOIN %8$s s ON %9$s) '
         'SELECT CASE WHEN before IS NULL THEN ''added'' WHEN after IS NULL THEN ''deleted'' ELSE ''modified'' END AS change,'
         '       key, before, after,'
         '       CASE WHEN before IS NOT NULL AND after IS NOT NULL THEN'
@@ -150,7 +150,7 @@ BEGIN
         temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass),
         temporal_versioning.jsonb_object_sql('b', names, history_names, temporal_versioning._history_relation(vt)),
         temporal_versioning.key_join_sql('b', 'a', vt.key_columns),
-        vt.table_oid::regclass,
+        temporal_versioning._scan(vt.table_oid),
         temporal_versioning.key_join_sql('s', 'a', vt.key_columns),
         names);
 END
@@ -208,8 +208,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN vt.table_oid IS NULL THEN 'NULL::jsonb' ELSE
-        format('(SELECT %s FROM ONLY %s s WHERE %s)',
-               temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass), vt.table_oid::regclass, condition) END
+        format('(SELECT %s FROM %s s WHERE %s)',
+               temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass), temporal_versioning._scan(vt.table_oid), condition) END
     FROM (SELECT array_agg(c.column_name ORDER BY c.attnum) AS names FROM temporal_versioning.live_columns(vt.id) c) l;
 $$;
 

@@ -80,7 +80,7 @@ BEGIN
         '         CASE WHEN s.%3$I IS NULL THEN NULL ELSE %6$s END AS temporal_before,'
         '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %7$s END AS temporal_after,'
         '         %8$s'
-        '  FROM target t LEFT JOIN ONLY %9$s s ON %10$s) '
+        '  FROM target t LEFT JOIN %9$s s ON %10$s) '
         'SELECT * FROM planned WHERE temporal_action IS NOT NULL',
         temporal_versioning.key_list_sql('h', vt.key_columns),
         targets_sql,
@@ -90,7 +90,7 @@ BEGIN
         temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass),
         temporal_versioning.jsonb_object_sql('t', kept, kept_history, temporal_versioning._history_relation(vt)),
         (SELECT string_agg(format('t.%I AS %I', kept_history[i], kept[i]), ', ' ORDER BY i) FROM generate_subscripts(kept, 1) i),
-        vt.table_oid::regclass,
+        temporal_versioning._scan(vt.table_oid),
         temporal_versioning.key_join_sql('s', 't', vt.key_columns));
 END
 $$;
@@ -159,14 +159,14 @@ BEGIN
     -- The plan by its schema: pg_temp is on our path, so its regclass would print bare.
     plan_name := format('pg_temp.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = plan));
     IF action = 'delete' THEN
-        RETURN format('DELETE FROM ONLY %s s USING %s p WHERE %s AND %s',
-                      vt.table_oid::regclass, plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+        RETURN format('DELETE FROM %s s USING %s p WHERE %s AND %s',
+                      temporal_versioning._scan(vt.table_oid), plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
     ELSIF action = 'update' THEN
         IF cardinality(non_key) = 0 THEN
             RETURN NULL;
         END IF;
-        RETURN format('UPDATE ONLY %s s SET (%s) = ROW(%s) FROM %s p WHERE %s AND %s',
-                      vt.table_oid::regclass,
+        RETURN format('UPDATE %s s SET (%s) = ROW(%s) FROM %s p WHERE %s AND %s',
+                      temporal_versioning._scan(vt.table_oid),
                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(non_key) c),
                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(non_key) c),
                       plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));

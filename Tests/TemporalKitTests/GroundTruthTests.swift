@@ -24,6 +24,8 @@ struct GroundTruthTests {
         let updateSets: [(String, @Sendable (inout SplitMix64) -> [(any PostgresParameter)?])]
         /// A column that `SET c = c` leaves unchanged.
         let noOpColumn: String
+        /// Partitions that statements also name directly (a partitioned table).
+        var partitions: [String] = []
     }
 
     /// The rows of a table as canonical jsonb text, keyed by their key's jsonb text.
@@ -67,6 +69,36 @@ struct GroundTruthTests {
             ("v = coalesce(v, 0) * 2, w = upper(w)", { _ in [] }),
         ],
         noOpColumn: "w")
+
+    /// A partitioned table, two levels deep: statements on it move rows
+    /// between partitions (a new region is a new key), statements on one
+    /// partition (UPDATE, DELETE, TRUNCATE) fire only that partition's triggers.
+    static let parts = Subject(
+        table: "parts",
+        ddl: """
+            CREATE TABLE parts (region int NOT NULL, id int NOT NULL, v int, w text, PRIMARY KEY (region, id)) PARTITION BY RANGE (region);
+            CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (5);
+            CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (5) TO (10) PARTITION BY RANGE (id);
+            CREATE TABLE parts_high_a PARTITION OF parts_high FOR VALUES FROM (MINVALUE) TO (600);
+            CREATE TABLE parts_high_b PARTITION OF parts_high FOR VALUES FROM (600) TO (MAXVALUE);
+            """,
+        keyColumns: ["region", "id"],
+        newRow: { random, id in
+            ["region": random.int(0, 9), "id": id, "v": random.maybe { $0.int(0, 9) }, "w": random.maybe { $0.text() }]
+        },
+        updateSets: [
+            ("v = $1::int", { random in [random.maybe { $0.int(0, 9) }] }),
+            ("w = $1", { random in [random.maybe { $0.text() }] }),
+            ("region = (region + 3) % 10", { _ in [] }),
+            ("v = coalesce(v, 0) + 1, w = lower(w)", { _ in [] }),
+        ],
+        noOpColumn: "w",
+        partitions: ["parts_low", "parts_high", "parts_high_a", "parts_high_b"])
+
+    @Test("as-of, diff, revert and prune match snapshots: a partitioned table, statements on it and on its partitions", .timeLimit(.minutes(5)))
+    func partsAgainstSnapshots() throws {
+        try run(Self.parts, transactions: 700, schemaChanges: false)
+    }
 
     @Test("as-of, diff and revert match snapshots: single key, all types, columns added and dropped", .timeLimit(.minutes(5)))
     func itemsAgainstSnapshots() throws {
@@ -274,6 +306,16 @@ struct GroundTruthTests {
                          parameters + [keys.compactMap { $0 }])
         case 65..<85 where !keys.isEmpty:
             try db.query("DELETE FROM \(subject.table) WHERE \(condition)", [keys.compactMap { $0 }])
+        case 80..<85 where !keys.isEmpty && !subject.partitions.isEmpty:
+            // A statement on one partition: only that partition's triggers fire.
+            let partition = subject.partitions[random.int(0, subject.partitions.count - 1)]
+            if random.chance(0.1) {
+                try db.execute("TRUNCATE \(partition)")
+            } else if random.chance(0.5) {
+                try db.query("DELETE FROM \(partition) WHERE \(condition)", [keys.compactMap { $0 }])
+            } else {
+                try db.query("UPDATE \(partition) SET v = coalesce(v, 0) + 10, w = 'p' WHERE \(condition)", [keys.compactMap { $0 }])
+            }
         case 85..<93 where !keys.isEmpty && subject.keyColumns == ["id"]:
             // Change keys: the old key ends, a new one begins.
             try db.query("UPDATE \(subject.table) SET id = id + 100000 WHERE \(condition) AND id < 100000", [keys.compactMap { $0 }])

@@ -60,6 +60,7 @@ struct VersioningTests {
             CREATE TABLE nullable (a int, b int); CREATE UNIQUE INDEX ON nullable (a);
             CREATE TABLE notunique (a int NOT NULL);
             CREATE TABLE parent (id int PRIMARY KEY) PARTITION BY RANGE (id);
+            CREATE TABLE parent_1 PARTITION OF parent FOR VALUES FROM (0) TO (10);
             CREATE VIEW v AS SELECT 1 AS id;
             CREATE TABLE y (id int PRIMARY KEY);
             """)
@@ -78,7 +79,9 @@ struct VersioningTests {
         #expect(enableError("nokey", key: ["zz"])?.sqlState == SQLState.undefinedColumn)
         #expect(enableError("nullable", key: ["a"])?.message.contains("allows NULL") == true)
         #expect(enableError("notunique", key: ["a"])?.hint?.contains("CREATE UNIQUE INDEX") == true)
-        #expect(enableError("parent")?.sqlState == SQLState.featureNotSupported)
+        // A partition: its partitioned table is versioned, as one table.
+        #expect(enableError("parent_1")?.sqlState == SQLState.featureNotSupported)
+        #expect(enableError("parent_1")?.hint?.contains("temporal enable public.parent") == true)
         #expect(enableError("v")?.message == #""public.v" is not a table"#)
         let long = String(repeating: "l", count: 50)
         try connection.execute("CREATE TABLE \(long) (id int PRIMARY KEY)")

@@ -175,6 +175,21 @@ CREATE INDEX prunes_table ON temporal_versioning.prunes (versioned_table_id, id)
 COMMENT ON TABLE temporal_versioning.prunes IS
     'pg-temporal: every prune of a history: its floor, who ran it, how many rows, and the archive written first';
 """###),
+        SQLFile(name: "0004_partitions.sql", text: ###"""
+-- 0004: versioning partitioned tables. The capture triggers of a versioned
+-- partitioned table are on it and on every table of its partition tree; this
+-- records which, so that a partition detached or dropped later is noticed
+-- (its rows leave the table) even once the catalog has forgotten it was one.
+CREATE TABLE temporal_versioning.versioned_partitions (
+    relid              oid         PRIMARY KEY,
+    versioned_table_id integer     NOT NULL REFERENCES temporal_versioning.versioned_tables (id) ON DELETE CASCADE,
+    added_at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX versioned_partitions_table ON temporal_versioning.versioned_partitions (versioned_table_id);
+
+COMMENT ON TABLE temporal_versioning.versioned_partitions IS
+    'pg-temporal: the partitions (at every level) of versioned partitioned tables, which carry capture triggers too';
+"""###),
     ]
 
     static let functions: [SQLFile] = [
@@ -828,7 +843,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT ARRAY[to_regprocedure('temporal_versioning._emit_change_context()')]
            || array_fill(to_regprocedure(format('temporal_versioning.%I()', v.history_table || '_capture')), ARRAY[4])
-    FROM temporal_versioning.versioned_tables v WHERE v.table_oid = _capture_trigger_functions.table_oid;
+    FROM temporal_versioning.versioned_tables v
+    WHERE v.table_oid = coalesce(pg_partition_root(_capture_trigger_functions.table_oid), _capture_trigger_functions.table_oid);
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._capture_trigger_functions(oid) IS
@@ -879,14 +895,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
+    target oid;
     source regclass;
     capture text;
     definitions text[];
-    created name[] := '{}';
+    created name[];
     i integer;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
-    source := vt.table_oid::regclass;
     capture := format('temporal_versioning.%I()', vt.history_table || '_capture');
     -- Tells the schema-change event trigger to judge the triggers once all are there.
     UPDATE temporal_versioning.versioned_tables v
@@ -899,34 +915,43 @@ BEGIN
         'AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s'];
-    FOR i IN 1 .. cardinality(definitions) LOOP
-        -- A trigger of that name must be ours: one that calls another function
-        -- (planted before enable, say) would silently capture nothing.
-        IF EXISTS (SELECT 1 FROM pg_trigger t
-                   WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]
-                     AND (t.tgfoid <> (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]
-                          OR t.tgtype <> (temporal_versioning._capture_trigger_types())[i]
-                          OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL)) THEN
-            RAISE EXCEPTION 'trigger "%" on %.% is not pg-temporal''s', (temporal_versioning._capture_trigger_names())[i],
-                            quote_ident(vt.schema_name), quote_ident(vt.table_name)
-                USING ERRCODE = 'duplicate_object',
-                      DETAIL = 'pg-temporal captures changes with triggers of that name.',
-                      HINT = 'Rename or drop that trigger first.';
+    -- Every table of its partition tree (see 35_partitions.sql), then the
+    -- table itself, last: its ALTER TABLE below has the event trigger judge
+    -- the capture state of them all.
+    FOR target IN SELECT m FROM temporal_versioning._partition_members(vt.table_oid) m UNION ALL SELECT vt.table_oid LOOP
+        source := target::regclass;
+        created := '{}';
+        FOR i IN 1 .. cardinality(definitions) LOOP
+            -- A trigger of that name must be ours: one that calls another function
+            -- (planted before enable, say) would silently capture nothing.
+            IF EXISTS (SELECT 1 FROM pg_trigger t
+                       WHERE t.tgrelid = target AND t.tgname = (temporal_versioning._capture_trigger_names())[i]
+                         AND (t.tgfoid <> (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]
+                              OR t.tgtype <> (temporal_versioning._capture_trigger_types())[i]
+                              OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL)) THEN
+                RAISE EXCEPTION 'trigger "%" on % is not pg-temporal''s', (temporal_versioning._capture_trigger_names())[i], source
+                    USING ERRCODE = 'duplicate_object',
+                          DETAIL = 'pg-temporal captures changes with triggers of that name.',
+                          HINT = 'Rename or drop that trigger first.';
+            END IF;
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t
+                                  WHERE t.tgrelid = target AND t.tgname = (temporal_versioning._capture_trigger_names())[i]);
+            EXECUTE format('CREATE TRIGGER %I ', (temporal_versioning._capture_trigger_names())[i])
+                 || format(definitions[i], source, capture);
+            created := created || (temporal_versioning._capture_trigger_names())[i];
+        END LOOP;
+        -- ALWAYS: changes applied by a logical replication subscriber (which runs
+        -- with session_replication_role = replica) are history too. One ALTER
+        -- TABLE, so that the schema-change event trigger sees them all in place.
+        IF target = vt.table_oid THEN
+            UPDATE temporal_versioning.versioned_tables v SET options = v.options - 'creating_triggers_in' WHERE v.id = vt.id;
         END IF;
-        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t
-                              WHERE t.tgrelid = vt.table_oid AND t.tgname = (temporal_versioning._capture_trigger_names())[i]);
-        EXECUTE format('CREATE TRIGGER %I ', (temporal_versioning._capture_trigger_names())[i])
-             || format(definitions[i], source, capture);
-        created := created || (temporal_versioning._capture_trigger_names())[i];
+        IF cardinality(created) > 0 THEN
+            EXECUTE format('ALTER TABLE %s ', source)
+                 || (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ') FROM unnest(created) t);
+        END IF;
     END LOOP;
-    -- ALWAYS: changes applied by a logical replication subscriber (which runs
-    -- with session_replication_role = replica) are history too. One ALTER
-    -- TABLE, so that the schema-change event trigger sees them all in place.
     UPDATE temporal_versioning.versioned_tables v SET options = v.options - 'creating_triggers_in' WHERE v.id = vt.id;
-    IF cardinality(created) > 0 THEN
-        EXECUTE format('ALTER TABLE %s ', source)
-             || (SELECT string_agg(format('ENABLE ALWAYS TRIGGER %I', t), ', ') FROM unnest(created) t);
-    END IF;
 END
 $$;
 
@@ -967,12 +992,21 @@ BEGIN
         RAISE EXCEPTION 'cannot version "%.%": it belongs to pg-temporal itself', schema_name, table_name
             USING ERRCODE = 'wrong_object_type';
     END IF;
-    IF source.relkind = 'p' OR source.relispartition THEN
-        RAISE EXCEPTION 'cannot version "%.%": partitioned tables and partitions are not supported yet', schema_name, table_name
+    IF source.relispartition THEN
+        RAISE EXCEPTION 'cannot version "%.%": it is a partition', schema_name, table_name
             USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'Statement triggers on a partitioned table do not see statements run against one partition, so changes could be missed.';
+                  DETAIL = 'A partitioned table is versioned as one table, with all its partitions.',
+                  HINT = format('Version its partitioned table: temporal enable %s', pg_partition_root(source.oid)::regclass);
     END IF;
-    IF source.relkind <> 'r' THEN
+    IF source.relkind = 'p' AND (SELECT count(*) FROM pg_event_trigger e
+                                 WHERE e.evtname IN ('temporal_versioning_alter_table', 'temporal_versioning_sql_drop')
+                                   AND e.evtenabled <> 'D') < 2 THEN
+        RAISE EXCEPTION 'cannot version partitioned table "%.%" without pg-temporal''s event triggers', schema_name, table_name
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Partitions created or attached later get capture triggers from them; without them their changes would be missed.',
+                  HINT = 'Run temporal install as a superuser (on managed services: rds_superuser, azure_pg_admin).';
+    END IF;
+    IF source.relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '"%.%" is not a table', schema_name, table_name USING ERRCODE = 'wrong_object_type';
     END IF;
     IF source.relpersistence = 't' THEN
@@ -984,7 +1018,7 @@ BEGIN
                   DETAIL = 'Crash recovery empties an unlogged table without firing a trigger, so its history would stop matching it.',
                   HINT = format('Make it logged first: ALTER TABLE %I.%I SET LOGGED', schema_name, table_name);
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = source.oid OR inhparent = source.oid) THEN
+    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = source.oid OR (inhparent = source.oid AND source.relkind <> 'p')) THEN
         RAISE EXCEPTION 'cannot version "%.%": tables in an inheritance tree are not supported', schema_name, table_name
             USING ERRCODE = 'feature_not_supported',
                   DETAIL = 'A statement on the parent changes the children without firing their statement triggers.';
@@ -1108,7 +1142,8 @@ BEGIN
     END IF;
 
     PERFORM temporal_versioning.build_capture_function(vt_id);
-    PERFORM temporal_versioning.create_capture_triggers(vt_id);
+    -- The triggers, on the table and (partitioned) on every partition.
+    PERFORM temporal_versioning._sync_partitions(vt_id, initial => true);
     PERFORM temporal_versioning.record_schema_change(vt_id, 'ENABLE', 'enable versioning',
         jsonb_build_object('key_columns', key, 'history_table', history_name, 'resumed', existing.id IS NOT NULL));
     RETURN format('temporal_versioning.%I', history_name);
@@ -1145,9 +1180,13 @@ BEGIN
     END IF;
     IF vt.table_oid IS NOT NULL THEN
         EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', vt.table_oid::regclass);
-        EXECUTE (SELECT string_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t, vt.table_oid::regclass), '; ')
-                 FROM unnest(temporal_versioning._capture_trigger_names()) t);
+        EXECUTE (SELECT string_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t, r::regclass), '; ')
+                 FROM unnest(temporal_versioning._capture_trigger_names()) t,
+                      (SELECT vt.table_oid AS r UNION SELECT m FROM temporal_versioning._partition_members(vt.table_oid) m
+                       UNION SELECT p.relid FROM temporal_versioning.versioned_partitions p
+                       WHERE p.versioned_table_id = vt.id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.relid)) tree);
     END IF;
+    DELETE FROM temporal_versioning.versioned_partitions p WHERE p.versioned_table_id = vt.id;
     EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
 
     IF drop_history THEN
@@ -1280,6 +1319,154 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.get_temporal_status(text, text) IS
     'pg-temporal: capture state and exact change counts of one versioned table';
 """###),
+        SQLFile(name: "35_partitions.sql", text: ###"""
+-- Versioning a partitioned table. A statement fires the statement triggers
+-- of the table it names, and only those: a statement on the partitioned
+-- table fires its triggers (their transition tables hold the rows of every
+-- partition, and a row moved to another partition is one UPDATE), a
+-- statement on one partition fires that partition's. So the capture
+-- triggers go on the partitioned table and on every table of its tree, all
+-- writing into the one history, keyed by the partitioned table's key.
+-- TRUNCATE of the partitioned table fires every partition's TRUNCATE
+-- trigger, and each captures its own rows (FROM ONLY).
+--
+-- Partitions created or attached later get the triggers from the
+-- schema-change event trigger (so versioning a partitioned table needs it).
+-- The rows of a partition attached are recorded as inserted then, those of
+-- a partition detached as deleted; dropping a partition of a versioned table
+-- is refused (its rows would leave the table unrecorded): detach it first.
+
+-- The tables of the partition tree under `root` (every level), not root itself.
+CREATE OR REPLACE FUNCTION temporal_versioning._partition_members(root oid)
+RETURNS SETOF oid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.relid::oid FROM pg_partition_tree(root) t WHERE t.relid::oid <> root;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._partition_members(oid) IS
+    'pg-temporal (internal): the partitions, at every level, of a partitioned table';
+
+-- A versioned table as a statement reads or writes it: ONLY the table (a
+-- versioned table has no inheritance children), or a partitioned table with
+-- its partitions.
+CREATE OR REPLACE FUNCTION temporal_versioning._scan(table_oid oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN c.relkind = 'p' THEN '' ELSE 'ONLY ' END || table_oid::regclass::text
+    FROM pg_class c WHERE c.oid = table_oid;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._scan(oid) IS
+    'pg-temporal (internal): a versioned table as a statement names it (ONLY, unless it is partitioned)';
+
+-- The capture state of a versioned table and of all its partitions: the
+-- first that is not 'enabled', or 'enabled'.
+CREATE OR REPLACE FUNCTION temporal_versioning._tree_capture_state(root oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT s.state FROM (SELECT temporal_versioning.capture_state(r) AS state, r.n
+                                          FROM (SELECT root AS r, 0 AS n
+                                                UNION ALL SELECT m, 1 FROM temporal_versioning._partition_members(root) m) r) s
+                     WHERE s.state <> 'enabled' ORDER BY s.n LIMIT 1),
+                    temporal_versioning.capture_state(root));
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._tree_capture_state(oid) IS
+    'pg-temporal (internal): whether the capture triggers of a table and of all its partitions are in place and firing';
+
+-- Records every row of one partition as inserted ('I', the key) or deleted
+-- ('D', the row) by the current transaction: a partition attached or
+-- detached. Returns the rows recorded.
+CREATE OR REPLACE FUNCTION temporal_versioning._record_partition_rows(versioned_table_id integer, relation oid, operation "char")
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    targets text;
+    sources text;
+    recorded bigint;
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+    SELECT string_agg(quote_ident(c.history_column), ', ' ORDER BY c.attnum),
+           string_agg(format('o.%I', c.column_name), ', ' ORDER BY c.attnum)
+      INTO targets, sources
+      FROM temporal_versioning.live_columns(vt.id) c
+     WHERE operation = 'D' OR c.column_name = ANY (vt.key_columns);
+    EXECUTE format('INSERT INTO temporal_versioning.%I (temporal_tx_id, temporal_operation, %s) SELECT txid_current(), %L, %s FROM ONLY %s o',
+                   vt.history_table, targets, operation, sources, relation::regclass);
+    GET DIAGNOSTICS recorded = ROW_COUNT;
+    IF recorded > 0 THEN
+        INSERT INTO temporal_versioning.transactions (tx_id, valid_from, db_user, application_name, client_addr, user_id, changeset_id)
+        VALUES (txid_current(), now(),
+                CASE WHEN current_setting('role') = 'none' THEN session_user::text ELSE current_setting('role') END,
+                nullif(current_setting('application_name'), ''), inet_client_addr(),
+                nullif(current_setting('temporal.user_id', true), ''), nullif(current_setting('temporal.changeset_id', true), ''))
+        ON CONFLICT (tx_id) DO NOTHING;
+    END IF;
+    RETURN recorded;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._record_partition_rows(integer, oid, "char") IS
+    'pg-temporal (internal): records the rows of a partition attached (inserted) or detached (deleted)';
+
+-- Brings the capture triggers of a versioned partitioned table in step with
+-- its partition tree: new partitions get them (their rows recorded as
+-- inserted unless `initial`, on enable), partitions detached lose them
+-- (their rows recorded as deleted). A table that is not partitioned just
+-- gets its triggers.
+CREATE OR REPLACE FUNCTION temporal_versioning._sync_partitions(versioned_table_id integer, initial boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    member oid;
+    rows bigint;
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+    IF vt.table_oid IS NULL OR NOT vt.enabled THEN
+        RETURN;
+    END IF;
+    FOR member IN SELECT m FROM temporal_versioning._partition_members(vt.table_oid) m
+                  WHERE NOT EXISTS (SELECT 1 FROM temporal_versioning.versioned_partitions p WHERE p.relid = m)
+    LOOP
+        INSERT INTO temporal_versioning.versioned_partitions (relid, versioned_table_id) VALUES (member, vt.id);
+        CONTINUE WHEN initial;
+        rows := CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = member) = 'r'
+                     THEN temporal_versioning._record_partition_rows(vt.id, member, 'I') ELSE 0 END;
+        PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'add partition',
+            jsonb_build_object('partition', member::regclass::text, 'rows_recorded_inserted', rows));
+    END LOOP;
+    PERFORM temporal_versioning.create_capture_triggers(vt.id);
+    FOR member IN SELECT p.relid FROM temporal_versioning.versioned_partitions p
+                  WHERE p.versioned_table_id = vt.id
+                    AND p.relid NOT IN (SELECT m FROM temporal_versioning._partition_members(vt.table_oid) m)
+    LOOP
+        DELETE FROM temporal_versioning.versioned_partitions p WHERE p.relid = member;
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = member);
+        rows := CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = member) = 'r'
+                     THEN temporal_versioning._record_partition_rows(vt.id, member, 'D') ELSE 0 END;
+        PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'detach partition',
+            jsonb_build_object('partition', member::regclass::text, 'rows_recorded_deleted', rows));
+        EXECUTE (SELECT string_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t, member::regclass), '; ')
+                 FROM unnest(temporal_versioning._capture_trigger_names()) t);
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._sync_partitions(integer, boolean) IS
+    'pg-temporal (internal): capture triggers on every partition of a versioned partitioned table; rows of partitions attached and detached recorded';
+"""###),
         SQLFile(name: "40_schema_changes.sql", text: ###"""
 -- Following schema changes of versioned tables. Two event triggers keep each
 -- history table in step with its source table and journal every change in
@@ -1302,7 +1489,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    state text := temporal_versioning.capture_state(vt.table_oid);
+    state text := temporal_versioning._tree_capture_state(vt.table_oid);
     journaled text;
 BEGIN
     -- create_capture_triggers is putting them in place: judge once it is done.
@@ -1365,9 +1552,13 @@ BEGIN
     -- A versioned table may not join an inheritance tree or a partitioned
     -- table (ATTACH PARTITION, INHERIT, CREATE TABLE ... INHERITS): a
     -- statement on the parent would change its rows without firing its
-    -- statement triggers.
+    -- statement triggers. (A versioned partitioned table has partitions, of
+    -- course: they carry capture triggers too, see 35_partitions.sql.)
     SELECT * INTO vt FROM temporal_versioning.versioned_tables v
-    WHERE v.enabled AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = v.table_oid OR i.inhparent = v.table_oid)
+    WHERE v.enabled
+      AND EXISTS (SELECT 1 FROM pg_inherits i
+                  WHERE i.inhrelid = v.table_oid
+                     OR (i.inhparent = v.table_oid AND (SELECT c.relkind FROM pg_class c WHERE c.oid = v.table_oid) <> 'p'))
     LIMIT 1;
     IF vt.id IS NOT NULL THEN
         RAISE EXCEPTION 'versioned table "%.%" cannot be part of an inheritance tree or a partitioned table', vt.schema_name, vt.table_name
@@ -1386,8 +1577,27 @@ BEGIN
            OR c.classid = 'pg_trigger'::regclass
     LOOP
         CONTINUE WHEN altered IS NULL;
+        -- A table in the partition tree of a versioned partitioned table
+        -- (created or attached there, or one there detached from it): its
+        -- partitions get their capture triggers, and the rows that joined or
+        -- left the table are recorded.
+        SELECT * INTO vt FROM temporal_versioning.versioned_tables v
+        WHERE v.enabled AND v.table_oid <> altered
+          AND (v.table_oid = pg_partition_root(altered)
+               OR v.id = (SELECT p.versioned_table_id FROM temporal_versioning.versioned_partitions p WHERE p.relid = altered));
+        IF vt.id IS NOT NULL THEN
+            -- (Not while create_capture_triggers is putting them there.)
+            CONTINUE WHEN vt.options->>'creating_triggers_in' = txid_current()::text;
+            PERFORM temporal_versioning._sync_partitions(vt.id, initial => false);
+            PERFORM temporal_versioning._follow_capture_state(vt, vt.schema_name, vt.table_name);
+            CONTINUE;
+        END IF;
         SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.table_oid = altered;
         CONTINUE WHEN vt.id IS NULL;
+        IF vt.enabled AND (SELECT c.relkind FROM pg_class c WHERE c.oid = altered) = 'p'
+           AND vt.options->>'creating_triggers_in' IS DISTINCT FROM txid_current()::text THEN
+            PERFORM temporal_versioning._sync_partitions(vt.id, initial => false);
+        END IF;
 
         SELECT n.nspname, c.relname INTO current_schema_name, current_table_name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = altered;
@@ -1432,6 +1642,22 @@ DECLARE
 BEGIN
     FOR dropped IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
         IF dropped.object_type = 'table' THEN
+            -- A partition of a versioned table, dropped on its own: its rows
+            -- would leave the table unrecorded.
+            SELECT v.* INTO vt FROM temporal_versioning.versioned_partitions p
+            JOIN temporal_versioning.versioned_tables v ON v.id = p.versioned_table_id
+            WHERE p.relid = dropped.objid;
+            IF vt.id IS NOT NULL THEN
+                IF vt.enabled AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = vt.table_oid) THEN
+                    RAISE EXCEPTION 'cannot drop %: it is a partition of versioned table "%.%"', dropped.object_identity, vt.schema_name, vt.table_name
+                        USING ERRCODE = 'dependent_objects_still_exist',
+                              DETAIL = 'Its rows would leave the table without being recorded in the history.',
+                              HINT = format('Detach it first (its rows are recorded as deleted), then drop it: ALTER TABLE %s DETACH PARTITION %s; DROP TABLE %s;',
+                                            vt.table_oid::regclass, dropped.object_identity, dropped.object_identity);
+                END IF;
+                DELETE FROM temporal_versioning.versioned_partitions p WHERE p.relid = dropped.objid;
+                CONTINUE;
+            END IF;
             SELECT * INTO vt FROM temporal_versioning.versioned_tables v WHERE v.table_oid = dropped.objid;
             IF vt.id IS NOT NULL THEN
                 -- The table is gone; its history stays.
@@ -1459,8 +1685,9 @@ BEGIN
         ELSIF dropped.object_type = 'trigger' AND dropped.original
               AND dropped.address_names[3] = ANY (temporal_versioning._capture_trigger_names()) THEN
             IF EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v
-                       WHERE v.enabled AND v.schema_name = dropped.address_names[1]
-                         AND v.table_name = dropped.address_names[2]) THEN
+                       WHERE v.enabled AND ((v.schema_name = dropped.address_names[1] AND v.table_name = dropped.address_names[2])
+                                            OR v.id = (SELECT p.versioned_table_id FROM temporal_versioning.versioned_partitions p
+                                                       WHERE p.relid = to_regclass(format('%I.%I', dropped.address_names[1], dropped.address_names[2]))))) THEN
                 RAISE EXCEPTION 'cannot drop trigger % on "%.%": it captures the history of a versioned table',
                                 dropped.address_names[3], dropped.address_names[1], dropped.address_names[2]
                     USING ERRCODE = 'dependent_objects_still_exist',
@@ -1765,14 +1992,14 @@ BEGIN
     RETURN format(
         'WITH first_after AS ('
         '  SELECT DISTINCT ON (%1$s) h.* FROM %2$s h ORDER BY %1$s, h.temporal_id) '
-        'SELECT %3$s FROM ONLY %4$s s'
+        'SELECT %3$s FROM %4$s s'
         ' WHERE NOT EXISTS (SELECT 1 FROM first_after f WHERE %5$s) '
         'UNION ALL '
         'SELECT %6$s FROM first_after f WHERE f.temporal_operation OPERATOR(pg_catalog.<>) ''I''::pg_catalog."char"',
         temporal_versioning.key_list_sql('h', vt.key_columns),
         temporal_versioning.changes_after_sql(vt.history_table, 1),
         live_list,
-        vt.table_oid::regclass,
+        temporal_versioning._scan(vt.table_oid),
         temporal_versioning.key_join_sql('f', 's', vt.key_columns),
         image_list);
 END
@@ -1876,7 +2103,7 @@ BEGIN
         '              WHEN b.temporal_operation = ''I'' THEN NULL ELSE %6$s END AS after'
         '  FROM state_first a'
         '  LEFT JOIN state_second b ON %7$s'
-        '  LEFT JOIN ONLY %8$s s ON %9$s) '
+        '  LEFT JOIN %8$s s ON %9$s) '
         'SELECT CASE WHEN before IS NULL THEN ''added'' WHEN after IS NULL THEN ''deleted'' ELSE ''modified'' END AS change,'
         '       key, before, after,'
         '       CASE WHEN before IS NOT NULL AND after IS NOT NULL THEN'
@@ -1890,7 +2117,7 @@ BEGIN
         temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass),
         temporal_versioning.jsonb_object_sql('b', names, history_names, temporal_versioning._history_relation(vt)),
         temporal_versioning.key_join_sql('b', 'a', vt.key_columns),
-        vt.table_oid::regclass,
+        temporal_versioning._scan(vt.table_oid),
         temporal_versioning.key_join_sql('s', 'a', vt.key_columns),
         names);
 END
@@ -1948,8 +2175,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN vt.table_oid IS NULL THEN 'NULL::jsonb' ELSE
-        format('(SELECT %s FROM ONLY %s s WHERE %s)',
-               temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass), vt.table_oid::regclass, condition) END
+        format('(SELECT %s FROM %s s WHERE %s)',
+               temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass), temporal_versioning._scan(vt.table_oid), condition) END
     FROM (SELECT array_agg(c.column_name ORDER BY c.attnum) AS names FROM temporal_versioning.live_columns(vt.id) c) l;
 $$;
 
@@ -2278,7 +2505,7 @@ BEGIN
         '         CASE WHEN s.%3$I IS NULL THEN NULL ELSE %6$s END AS temporal_before,'
         '         CASE WHEN t.temporal_operation = ''I'' THEN NULL ELSE %7$s END AS temporal_after,'
         '         %8$s'
-        '  FROM target t LEFT JOIN ONLY %9$s s ON %10$s) '
+        '  FROM target t LEFT JOIN %9$s s ON %10$s) '
         'SELECT * FROM planned WHERE temporal_action IS NOT NULL',
         temporal_versioning.key_list_sql('h', vt.key_columns),
         targets_sql,
@@ -2288,7 +2515,7 @@ BEGIN
         temporal_versioning.jsonb_object_sql('s', names, names, vt.table_oid::regclass),
         temporal_versioning.jsonb_object_sql('t', kept, kept_history, temporal_versioning._history_relation(vt)),
         (SELECT string_agg(format('t.%I AS %I', kept_history[i], kept[i]), ', ' ORDER BY i) FROM generate_subscripts(kept, 1) i),
-        vt.table_oid::regclass,
+        temporal_versioning._scan(vt.table_oid),
         temporal_versioning.key_join_sql('s', 't', vt.key_columns));
 END
 $$;
@@ -2357,14 +2584,14 @@ BEGIN
     -- The plan by its schema: pg_temp is on our path, so its regclass would print bare.
     plan_name := format('pg_temp.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = plan));
     IF action = 'delete' THEN
-        RETURN format('DELETE FROM ONLY %s s USING %s p WHERE %s AND %s',
-                      vt.table_oid::regclass, plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
+        RETURN format('DELETE FROM %s s USING %s p WHERE %s AND %s',
+                      temporal_versioning._scan(vt.table_oid), plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
     ELSIF action = 'update' THEN
         IF cardinality(non_key) = 0 THEN
             RETURN NULL;
         END IF;
-        RETURN format('UPDATE ONLY %s s SET (%s) = ROW(%s) FROM %s p WHERE %s AND %s',
-                      vt.table_oid::regclass,
+        RETURN format('UPDATE %s s SET (%s) = ROW(%s) FROM %s p WHERE %s AND %s',
+                      temporal_versioning._scan(vt.table_oid),
                       (SELECT string_agg(format('%I', c), ', ') FROM unnest(non_key) c),
                       (SELECT string_agg(format('p.%I', c), ', ') FROM unnest(non_key) c),
                       plan_name, chosen, temporal_versioning.key_join_sql('s', 'p', vt.key_columns));
