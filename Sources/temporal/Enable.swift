@@ -14,6 +14,9 @@ struct Enable: DatabaseCommand {
             The table needs a key that identifies each row: its primary key, or NOT NULL \
             columns with a unique index given with --key.
 
+            A partitioned table is versioned as one table: every partition, and every \
+            partition created or attached later, is captured into its one history.
+
             Examples:
               temporal enable public.customers
               temporal enable audit_log --key event_id,shard --suffix _versions

@@ -96,7 +96,8 @@ struct PartitionTests {
         #expect(partition?.message.contains("is a partition") == true && partition?.hint?.contains("readings") == true)
 
         // Detached first, its row is recorded as deleted; then it may go.
-        try db.execute("ALTER TABLE readings DETACH PARTITION readings_2026_02; DROP TABLE readings_2026_02;")
+        try db.execute("ALTER TABLE readings DETACH PARTITION readings_2026_02 CONCURRENTLY")
+        try db.execute("DROP TABLE readings_2026_02")
         #expect(try db.count("SELECT count(*) FROM temporal_versioning.readings_history") == history + 1)
         #expect(try db.value("SELECT temporal_operation::text FROM temporal_versioning.readings_history ORDER BY temporal_id DESC LIMIT 1") == "D")
 
