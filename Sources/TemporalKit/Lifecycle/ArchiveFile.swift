@@ -46,7 +46,7 @@ public enum ArchiveFile {
         try write { piece in
             guard piece.count > 0 else { return }
             if file == nil {
-                file = gzopen(path, "ab6")
+                file = gzopen(path, "ab1")
                 guard file != nil else { throw failure("could not open archive \"\(path)\"") }
             }
             let written = gzwrite(file, piece.baseAddress, UInt32(piece.count))
