@@ -11,3 +11,8 @@ CREATE INDEX versioned_partitions_table ON temporal_versioning.versioned_partiti
 
 COMMENT ON TABLE temporal_versioning.versioned_partitions IS
     'pg-temporal: the partitions (at every level) of versioned partitioned tables, which carry capture triggers too';
+
+-- A prune of a history partitioned by time drops whole partitions: these,
+-- oldest first (its next_page and end_page then count steps: archive, then
+-- drop, for each).
+ALTER TABLE temporal_versioning.prunes ADD COLUMN partitions text[];

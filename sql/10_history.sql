@@ -77,7 +77,8 @@ BEGIN
     SELECT a.attname INTO kept_in
       FROM pg_attribute a
      WHERE a.attrelid = vt.table_oid AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attname IN ('temporal_id', 'temporal_tx_id', 'temporal_operation')
+       AND (a.attname IN ('temporal_id', 'temporal_tx_id', 'temporal_operation')
+            OR (a.attname = 'temporal_at' AND vt.options ? 'partition_history'))
      ORDER BY a.attnum LIMIT 1;
     IF kept_in IS NOT NULL THEN
         RAISE EXCEPTION 'column "%" of %.% has a name pg-temporal''s history tables use for themselves',

@@ -152,11 +152,15 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.create_capture_triggers(integer) IS
     'pg-temporal: create the statement-level capture triggers a versioned table does not have yet';
 
+-- (0.3.0 added partition_history; the older signature would make calls ambiguous.)
+DROP FUNCTION IF EXISTS temporal_versioning.enable_temporal_versioning(text, text, text, text[]);
+
 CREATE OR REPLACE FUNCTION temporal_versioning.enable_temporal_versioning(
     schema_name text,
     table_name text,
     history_table_suffix text DEFAULT '_history',
-    key_columns text[] DEFAULT NULL)
+    key_columns text[] DEFAULT NULL,
+    partition_history text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -170,6 +174,10 @@ DECLARE
     missing text;
     nullable text;
 BEGIN
+    IF partition_history IS NOT NULL AND partition_history NOT IN ('daily', 'weekly', 'monthly') THEN
+        RAISE EXCEPTION 'history partitions are daily, weekly or monthly, not "%"', partition_history
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF history_table_suffix IS NULL OR history_table_suffix = '' THEN
         RAISE EXCEPTION 'history_table_suffix must not be empty'
             USING ERRCODE = 'invalid_parameter_value',
@@ -294,6 +302,11 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Use the same key, or drop the old history first: temporal disable --drop-history';
         END IF;
+        IF partition_history IS DISTINCT FROM existing.options->>'partition_history' AND partition_history IS NOT NULL THEN
+            RAISE EXCEPTION 'the kept history of "%.%" is not partitioned %', schema_name, table_name, partition_history
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Enable without --partition-history to resume into it, or drop it first: temporal disable --drop-history';
+        END IF;
         UPDATE temporal_versioning.versioned_tables v
            SET enabled = true, versioning_since = now(), disabled_at = NULL,
                schema_name = source.nspname, table_name = source.relname
@@ -303,7 +316,7 @@ BEGIN
         history_name := existing.history_table;
     ELSE
         -- Checked as text: a name would already be cut to 63 bytes.
-        IF octet_length(source.relname || history_table_suffix) > 55 THEN
+        IF octet_length(source.relname || history_table_suffix) > (CASE WHEN partition_history IS NULL THEN 55 ELSE 54 END) THEN
             RAISE EXCEPTION 'history table name "%" is too long', source.relname || history_table_suffix
                 USING ERRCODE = 'name_too_long',
                       HINT = 'Names are limited to 63 bytes and pg-temporal adds up to 8; choose a shorter suffix (--suffix).';
@@ -316,12 +329,40 @@ BEGIN
                                 FROM temporal_versioning.versioned_tables v WHERE v.history_table = history_name),
                       HINT = 'Choose another suffix (--suffix), or drop the old history: temporal disable --drop-history';
         END IF;
-        EXECUTE format(
-            'CREATE TABLE temporal_versioning.%I ('
-            '  temporal_id bigint GENERATED ALWAYS AS IDENTITY,'
-            '  temporal_tx_id bigint NOT NULL,'
-            '  temporal_operation "char" NOT NULL CHECK (temporal_operation IN (''I'', ''U'', ''D'', ''T'')))',
-            history_name);
+        IF partition_history IS NULL THEN
+            EXECUTE format(
+                'CREATE TABLE temporal_versioning.%I ('
+                '  temporal_id bigint GENERATED ALWAYS AS IDENTITY,'
+                '  temporal_tx_id bigint NOT NULL,'
+                '  temporal_operation "char" NOT NULL CHECK (temporal_operation IN (''I'', ''U'', ''D'', ''T'')))',
+                history_name);
+        ELSE
+            -- Range-partitioned on temporal_at, the transaction's start (its
+            -- valid_from), so that a partition holds the changes of one
+            -- period and a prune drops it whole. (A sequence, not an
+            -- identity: PostgreSQL 15 has none on partitioned tables.)
+            IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = source.oid AND a.attname = 'temporal_at'
+                                                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+                RAISE EXCEPTION 'column "temporal_at" of %.% has the name a partitioned history uses for itself',
+                                quote_ident(source.nspname), quote_ident(source.relname)
+                    USING ERRCODE = 'duplicate_column';
+            END IF;
+            EXECUTE format('CREATE SEQUENCE temporal_versioning.%I', history_name || '_seq');
+            EXECUTE format(
+                'CREATE TABLE temporal_versioning.%I ('
+                '  temporal_id bigint NOT NULL DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass),'
+                '  temporal_tx_id bigint NOT NULL,'
+                '  temporal_operation "char" NOT NULL CHECK (temporal_operation IN (''I'', ''U'', ''D'', ''T'')),'
+                '  temporal_at timestamptz NOT NULL DEFAULT pg_catalog.now())'
+                ' PARTITION BY RANGE (temporal_at)',
+                history_name, format('temporal_versioning.%I', history_name || '_seq'));
+            EXECUTE format('ALTER SEQUENCE temporal_versioning.%I OWNED BY temporal_versioning.%I.temporal_id',
+                           history_name || '_seq', history_name);
+            -- Where a change goes when its period has no partition yet: a
+            -- write never fails; temporal maintain moves such rows out.
+            EXECUTE format('CREATE TABLE temporal_versioning.%I PARTITION OF temporal_versioning.%I DEFAULT',
+                           history_name || '_default', history_name);
+        END IF;
         EXECUTE format('COMMENT ON TABLE temporal_versioning.%I IS %L', history_name,
             format('pg-temporal history of %I.%I: one row per change, holding the row as it was before the change '
                    '(only the key for an INSERT). Join temporal_tx_id to temporal_versioning.transactions for when and who.',
@@ -329,9 +370,14 @@ BEGIN
         EXECUTE format('COMMENT ON COLUMN temporal_versioning.%I.temporal_operation IS %L', history_name,
                        'I insert (key only), U update, D delete, T truncate (row before the change)');
 
-        INSERT INTO temporal_versioning.versioned_tables (schema_name, table_name, table_oid, history_table, key_columns)
-        VALUES (source.nspname, source.relname, source.oid, history_name, key)
+        INSERT INTO temporal_versioning.versioned_tables (schema_name, table_name, table_oid, history_table, key_columns, options)
+        VALUES (source.nspname, source.relname, source.oid, history_name, key,
+                CASE WHEN partition_history IS NULL THEN '{}'::jsonb
+                     ELSE jsonb_build_object('partition_history', partition_history) END)
         RETURNING id INTO vt_id;
+        IF partition_history IS NOT NULL THEN
+            PERFORM temporal_versioning.ensure_history_partitions(vt_id);
+        END IF;
         PERFORM temporal_versioning.sync_history_columns(vt_id, journal => false);
     END IF;
 
@@ -344,7 +390,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION temporal_versioning.enable_temporal_versioning(text, text, text, text[]) IS
+COMMENT ON FUNCTION temporal_versioning.enable_temporal_versioning(text, text, text, text[], text) IS
     'pg-temporal: start capturing every change of a table into temporal_versioning.<table><suffix>';
 
 CREATE OR REPLACE FUNCTION temporal_versioning.disable_temporal_versioning(

@@ -27,6 +27,20 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.capture_state(oid) IS
     'pg-temporal: whether the capture triggers of a table are in place and firing';
 
+-- The size on disk of a table with its indexes and TOAST, and of all its
+-- partitions when it is partitioned (a partitioned history).
+CREATE OR REPLACE FUNCTION temporal_versioning._relation_bytes(relation oid)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT sum(pg_total_relation_size(t.relid))::bigint FROM pg_partition_tree(relation) t),
+                    pg_total_relation_size(relation));
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._relation_bytes(oid) IS
+    'pg-temporal (internal): the size of a table with its indexes, TOAST and partitions';
+
 CREATE OR REPLACE FUNCTION temporal_versioning.list_temporal_tables()
 RETURNS TABLE (
     schema_name      name,
@@ -49,8 +63,10 @@ AS $$
            v.key_columns, v.versioning_since, v.created_at,
            -- reltuples is the planner's estimate, so listing stays instant on any
            -- size (NULL until the history was first analyzed); status counts exactly.
-           nullif(c.reltuples, -1)::bigint,
-           pg_total_relation_size(c.oid)
+           CASE WHEN c.relkind = 'p' THEN (SELECT sum(pc.reltuples) FILTER (WHERE pc.reltuples >= 0)::bigint
+                                           FROM pg_partition_tree(c.oid) t JOIN pg_class pc ON pc.oid = t.relid WHERE t.isleaf)
+                ELSE nullif(c.reltuples, -1)::bigint END,
+           temporal_versioning._relation_bytes(c.oid)
     FROM temporal_versioning.versioned_tables v
     LEFT JOIN pg_class c ON c.oid = to_regclass(format('temporal_versioning.%I', v.history_table))
     ORDER BY v.schema_name, v.table_name, v.id;
@@ -102,7 +118,7 @@ BEGIN
                coalesce(sum(p.deletes), 0)::bigint, count(*) FILTER (WHERE p.truncated),
                coalesce(sum(p.changes), 0)::bigint,
                min(t.valid_from), max(t.valid_from),
-               pg_total_relation_size(format('temporal_versioning.%%I', $1.history_table)::regclass),
+               temporal_versioning._relation_bytes(format('temporal_versioning.%%I', $1.history_table)::regclass),
                (SELECT count(*) FROM temporal_versioning.schema_changes s WHERE s.versioned_table_id = $1.id)
         FROM per_transaction p
         LEFT JOIN temporal_versioning.transactions t ON t.tx_id = p.temporal_tx_id

@@ -143,10 +143,31 @@ AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
     start timestamptz;
+    new_floor timestamptz;
+    partitions_sql text;
     n bigint;
     txs bigint;
 BEGIN
     vt := temporal_versioning._prune_check(schema_name, table_name, prune_preview.floor);
+    IF vt.options ? 'partition_history' THEN
+        -- Whole partitions: those _prune_partitions_start would take.
+        SELECT least(coalesce(vt.history_floor, vt.created_at), min(p.range_start)), max(p.range_end),
+               string_agg(format('SELECT h.temporal_tx_id FROM temporal_versioning.%I h', p.partition_name), ' UNION ALL ')
+          INTO start, new_floor, partitions_sql
+          FROM temporal_versioning._history_partitions(vt) p
+         WHERE p.range_end <= least(prune_preview.floor, now(),
+                                    coalesce((SELECT min(a.xact_start) FROM pg_stat_activity a
+                                              WHERE a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()), 'infinity'));
+        IF partitions_sql IS NULL THEN
+            RETURN QUERY SELECT vt.history_table, vt.history_floor, vt.history_floor, 0::bigint, 0::bigint, NULL::text;
+            RETURN;
+        END IF;
+        EXECUTE format('SELECT count(*), count(DISTINCT u.temporal_tx_id) FROM (%s) u', partitions_sql) INTO n, txs;
+        RETURN QUERY SELECT vt.history_table, start, new_floor, n, txs,
+            format('%s_%s_%s.copy.gz', vt.history_table, temporal_versioning._archive_instant(start),
+                   temporal_versioning._archive_instant(new_floor));
+        RETURN;
+    END IF;
     start := least(coalesce(vt.history_floor, vt.created_at), prune_preview.floor);
     EXECUTE format('SELECT count(*), count(DISTINCT h.temporal_tx_id) FROM temporal_versioning.%I h'
                    ' JOIN temporal_versioning.transactions t ON t.tx_id = h.temporal_tx_id WHERE t.valid_from < $1',
@@ -206,6 +227,10 @@ DECLARE
     columns text[];
 BEGIN
     vt := temporal_versioning._prune_check(schema_name, table_name, _prune_start.floor);
+    IF vt.options ? 'partition_history' THEN
+        RAISE EXCEPTION 'the history of "%.%" is partitioned: its prunes drop partitions', schema_name, table_name
+            USING ERRCODE = 'wrong_object_type', HINT = 'Use temporal_versioning._prune_partitions_start.';
+    END IF;
     -- One prune of a table at a time (the client also holds an advisory lock).
     PERFORM 1 FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id FOR UPDATE;
     SELECT * INTO p FROM temporal_versioning.prunes r WHERE r.versioned_table_id = vt.id AND r.state = 'running'
@@ -465,3 +490,220 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning._archive_restore(text, text, text[], timestamptz, timestamptz) IS
     'pg-temporal: puts archived history rows back (from pg_temp.temporal_restore), lowering the floor to the archive''s start';
+
+-- History partitioned by time (enable --partition-history daily|weekly|
+-- monthly). The history is range-partitioned on temporal_at, the start of
+-- the change's transaction (its valid_from), in UTC periods; a DEFAULT
+-- partition takes the changes of a period that has no partition yet, so a
+-- write never fails. ensure_history_partitions (run by enable and by
+-- temporal maintain) creates the partitions of the current period and the
+-- next ones, moving in any rows the default partition took. A prune drops
+-- whole partitions.
+
+-- The length of one period.
+CREATE OR REPLACE FUNCTION temporal_versioning._history_period(kind text)
+RETURNS interval
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE kind WHEN 'daily' THEN interval '1 day' WHEN 'weekly' THEN interval '7 days' WHEN 'monthly' THEN interval '1 month' END;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._history_period(text) IS
+    'pg-temporal (internal): the length of a history partition''s period';
+
+-- The start of the period (UTC) that holds `at`.
+CREATE OR REPLACE FUNCTION temporal_versioning._history_period_start(kind text, at timestamptz)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT timezone('UTC', date_trunc(CASE kind WHEN 'daily' THEN 'day' WHEN 'weekly' THEN 'week' ELSE 'month' END,
+                                      timezone('UTC', at)));
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._history_period_start(text, timestamptz) IS
+    'pg-temporal (internal): the start (UTC) of the history period holding an instant';
+
+-- The partitions of a partitioned history with their ranges, oldest first
+-- (not the default partition).
+CREATE OR REPLACE FUNCTION temporal_versioning._history_partitions(vt temporal_versioning.versioned_tables)
+RETURNS TABLE (partition_name name, range_start timestamptz, range_end timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.relname, b.bounds[1]::timestamptz, b.bounds[2]::timestamptz
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                            'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') AS bounds) b
+    WHERE i.inhparent = temporal_versioning._history_relation(vt) AND b.bounds IS NOT NULL AND NOT i.inhdetachpending
+    ORDER BY 2;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._history_partitions(temporal_versioning.versioned_tables) IS
+    'pg-temporal (internal): the partitions of a history partitioned by time, with their ranges';
+
+-- Creates the partitions of a history partitioned by time for the current
+-- period and the `ahead` next ones, and for any period whose changes the
+-- default partition took (moving them in). Each is made apart, with a CHECK
+-- of its range, and attached, so that the history's parent is never locked
+-- against writers. Returns the partitions created.
+CREATE OR REPLACE FUNCTION temporal_versioning.ensure_history_partitions(versioned_table_id integer, ahead integer DEFAULT 3)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    kind text;
+    history regclass;
+    fallback text;
+    period_start timestamptz;
+    period_end timestamptz;
+    partition_name text;
+    columns text;
+    created integer := 0;
+BEGIN
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
+    kind := vt.options->>'partition_history';
+    IF kind IS NULL OR to_regclass(format('temporal_versioning.%I', vt.history_table)) IS NULL THEN
+        RETURN 0;
+    END IF;
+    history := temporal_versioning._history_relation(vt);
+    fallback := format('temporal_versioning.%I', vt.history_table || '_default');
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
+    FROM pg_attribute a WHERE a.attrelid = history AND a.attnum > 0 AND NOT a.attisdropped;
+    FOR period_start IN
+        EXECUTE format('SELECT DISTINCT temporal_versioning._history_period_start(%L, d.temporal_at) FROM %s d
+                        UNION SELECT temporal_versioning._history_period_start(%L, now()) + temporal_versioning._history_period(%L) * g
+                        FROM generate_series(0, %s) g ORDER BY 1',
+                       kind, fallback, kind, kind, greatest(ahead, 0))
+    LOOP
+        period_end := period_start + temporal_versioning._history_period(kind);
+        CONTINUE WHEN EXISTS (SELECT 1 FROM temporal_versioning._history_partitions(vt) p
+                              WHERE p.range_start < period_end AND p.range_end > period_start);
+        partition_name := vt.history_table || '_' || to_char(timezone('UTC', period_start), 'YYYYMMDD');
+        EXECUTE format('CREATE TABLE temporal_versioning.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', partition_name, history);
+        EXECUTE format('ALTER TABLE temporal_versioning.%I ADD CONSTRAINT %I CHECK (temporal_at >= %L AND temporal_at < %L)',
+                       partition_name, 'range', period_start, period_end);
+        EXECUTE format('WITH moved AS (DELETE FROM %1$s d WHERE d.temporal_at >= %3$L AND d.temporal_at < %4$L RETURNING %2$s)'
+                       ' INSERT INTO temporal_versioning.%5$I (%2$s) SELECT %2$s FROM moved',
+                       fallback, columns, period_start, period_end, partition_name);
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION temporal_versioning.%I FOR VALUES FROM (%L) TO (%L)',
+                       history, partition_name, period_start, period_end);
+        EXECUTE format('ALTER TABLE temporal_versioning.%I DROP CONSTRAINT %I', partition_name, 'range');
+        created := created + 1;
+    END LOOP;
+    RETURN created;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.ensure_history_partitions(integer, integer) IS
+    'pg-temporal: creates the partitions of a history partitioned by time for now and the next periods (run by temporal maintain)';
+
+-- Starts a prune of a partitioned history at `floor`, or returns its
+-- unfinished one: the partitions that end at or before the floor, and before
+-- every running transaction began (one that began earlier could still write
+-- into them). The floor recorded is the end of the last of them. Returns
+-- NULL when no partition is that old.
+CREATE OR REPLACE FUNCTION temporal_versioning._prune_partitions_start(
+    schema_name text, table_name text, floor timestamptz, archive_dir text)
+RETURNS temporal_versioning.prunes
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    p temporal_versioning.prunes;
+    oldest timestamptz;
+    names text[];
+    first_start timestamptz;
+    last_end timestamptz;
+    start timestamptz;
+BEGIN
+    vt := temporal_versioning._prune_check(schema_name, table_name, _prune_partitions_start.floor);
+    PERFORM 1 FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id FOR UPDATE;
+    SELECT * INTO p FROM temporal_versioning.prunes r WHERE r.versioned_table_id = vt.id AND r.state = 'running'
+    ORDER BY r.id LIMIT 1;
+    IF p.id IS NOT NULL THEN
+        RETURN p;
+    END IF;
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+       AND NOT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') THEN
+        RAISE EXCEPTION 'pruning a partitioned history needs to see every running transaction'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A partition is dropped only once no running transaction began before its end.',
+                  HINT = format('GRANT pg_read_all_stats TO %I', current_user);
+    END IF;
+    SELECT min(x.started) INTO oldest FROM (
+        SELECT a.xact_start AS started FROM pg_stat_activity a WHERE a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()
+        UNION ALL SELECT x.prepared FROM pg_prepared_xacts x) x;
+    SELECT array_agg(p2.partition_name::text ORDER BY p2.range_start), min(p2.range_start), max(p2.range_end)
+      INTO names, first_start, last_end
+      FROM temporal_versioning._history_partitions(vt) p2
+     WHERE p2.range_end <= least(_prune_partitions_start.floor, coalesce(oldest, 'infinity'), now());
+    IF names IS NULL THEN
+        RETURN NULL;
+    END IF;
+    start := least(coalesce(vt.history_floor, vt.created_at), first_start);
+    IF vt.history_floor IS NULL OR vt.history_floor < last_end THEN
+        UPDATE temporal_versioning.versioned_tables v SET history_floor = last_end WHERE v.id = vt.id;
+    END IF;
+    INSERT INTO temporal_versioning.prunes AS r (versioned_table_id, range_start, floor, cutoff_tx, max_old_tx, end_page,
+                                                 archive_file, archive_columns, partitions)
+    VALUES (vt.id, start, last_end, 0, 0, 2 * cardinality(names),
+            CASE WHEN archive_dir IS NOT NULL THEN
+                rtrim(archive_dir, '/') || '/' || format('%s_%s_%s.copy.gz', vt.history_table,
+                                                         temporal_versioning._archive_instant(start),
+                                                         temporal_versioning._archive_instant(last_end))
+            END,
+            ARRAY(SELECT a.attname::text FROM pg_attribute a
+                  WHERE a.attrelid = temporal_versioning._history_relation(vt) AND a.attnum > 0 AND NOT a.attisdropped
+                  ORDER BY a.attnum) || temporal_versioning._archive_transaction_columns(),
+            names)
+    RETURNING * INTO p;
+    RETURN p;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._prune_partitions_start(text, text, timestamptz, text) IS
+    'pg-temporal (internal): records the floor and starts a prune of a partitioned history (or returns the unfinished one)';
+
+-- The statements of one step of a partitioned prune: the COPY of partition
+-- i's rows for its archive (step 2i), or the DETACH and DROP of it (step
+-- 2i + 1), whichever `step` is; detach_sql is NULL once it is detached.
+CREATE OR REPLACE FUNCTION temporal_versioning._prune_partition_step(prune_id bigint, step bigint)
+RETURNS TABLE (partition_name text, copy_sql text, count_sql text, detach_sql text, drop_sql text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p temporal_versioning.prunes;
+    vt temporal_versioning.versioned_tables;
+    n integer;
+    relation regclass;
+BEGIN
+    SELECT * INTO STRICT p FROM temporal_versioning.prunes r WHERE r.id = prune_id;
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = p.versioned_table_id;
+    partition_name := p.partitions[step / 2 + 1];
+    relation := to_regclass(format('temporal_versioning.%I', partition_name));
+    n := cardinality(p.archive_columns) - cardinality(temporal_versioning._archive_transaction_columns());
+    IF relation IS NOT NULL THEN
+        copy_sql := format('COPY (SELECT %s, t.valid_from, t.db_user, t.application_name, t.client_addr, t.user_id, t.changeset_id'
+                           ' FROM %s h LEFT JOIN LATERAL (SELECT x.* FROM temporal_versioning.transactions x'
+                           ' WHERE x.tx_id OPERATOR(pg_catalog.=) h.temporal_tx_id) t ON true ORDER BY h.temporal_id) TO STDOUT',
+                           (SELECT string_agg(format('h.%I', c), ', ' ORDER BY i) FROM unnest(p.archive_columns[1:n]) WITH ORDINALITY AS u(c, i)),
+                           relation);
+        count_sql := format('SELECT pg_catalog.count(*) FROM %s', relation);
+        IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = relation) THEN
+            detach_sql := format('ALTER TABLE %s DETACH PARTITION %s', temporal_versioning._history_relation(vt), relation);
+        END IF;
+        drop_sql := format('DROP TABLE %s', relation);
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._prune_partition_step(bigint, bigint) IS
+    'pg-temporal (internal): the COPY, DETACH and DROP of one partition of a partitioned prune';

@@ -11,11 +11,14 @@ public struct Versioning {
     }
 
     /// Starts capturing every change of `table`. Returns the history table's name.
+    /// With `partitionHistory` (daily, weekly, monthly), the history is
+    /// range-partitioned by time, and prunes drop whole partitions.
     @discardableResult
-    public func enable(_ table: TableName, suffix: String = "_history", keyColumns: [String]? = nil) throws -> String {
+    public func enable(_ table: TableName, suffix: String = "_history", keyColumns: [String]? = nil,
+                       partitionHistory: String? = nil) throws -> String {
         let result = try connection.query(
-            "SELECT temporal_versioning.enable_temporal_versioning($1, $2, $3, $4)",
-            [table.schema, table.name, suffix, keyColumns])
+            "SELECT temporal_versioning.enable_temporal_versioning($1, $2, $3, $4, $5)",
+            [table.schema, table.name, suffix, keyColumns, partitionHistory])
         return result.scalar ?? ""
     }
 

@@ -35,8 +35,15 @@ struct Enable: DatabaseCommand {
         transform: { $0.split(separator: ",").map { String($0).trimmingSpaces() } })
     var key: [String]?
 
+    @Option(help: ArgumentHelp(
+        "Partition the history by time, so that prunes drop whole partitions: daily, weekly or monthly.", valueName: "period"))
+    var partitionHistory: String?
+
     func validate() throws {
         try connection.refuseWritesIfReadOnly("enable")
+        if let partitionHistory, !["daily", "weekly", "monthly"].contains(partitionHistory) {
+            throw ValidationError("--partition-history takes daily, weekly or monthly, not \(partitionHistory).")
+        }
         if suffix.isEmpty {
             throw ValidationError("--suffix must not be empty; the default is _history.")
         }
@@ -47,7 +54,7 @@ struct Enable: DatabaseCommand {
 
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database)
-        let history = try Versioning(connection: database).enable(name, suffix: suffix, keyColumns: key)
+        let history = try Versioning(connection: database).enable(name, suffix: suffix, keyColumns: key, partitionHistory: partitionHistory)
         print("versioning \(name) into \(history)")
     }
 }

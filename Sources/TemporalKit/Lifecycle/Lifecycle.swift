@@ -139,8 +139,9 @@ public struct Lifecycle {
                         hint: "Move the file away, or restore it first: temporal archive restore \(file) --into-history")
                 }
             }
+            let start = try partitionedHistory(tableID) ? "_prune_partitions_start" : "_prune_start"
             if let started = try connection.query(
-                "SELECT r.* FROM temporal_versioning._prune_start($1, $2, $3, $4) r WHERE r.id IS NOT NULL",
+                "SELECT r.* FROM temporal_versioning.\(start)($1, $2, $3, $4) r WHERE r.id IS NOT NULL",
                 [table.schema, table.name, floor, directory]).namedRows.first {
                 results.append(try carryOut(PruneState(started), table: table, resumed: false))
             }
@@ -185,9 +186,28 @@ public struct Lifecycle {
         return try body(tableID)
     }
 
-    /// Applies every retention policy (and finishes unfinished prunes):
-    /// for cron or a systemd timer. Safe to run at any time, and again.
+    /// Whether the history of the versioned table `tableID` is partitioned by time.
+    private func partitionedHistory(_ tableID: String) throws -> Bool {
+        try connection.query(
+            "SELECT v.options ? 'partition_history' FROM temporal_versioning.versioned_tables v WHERE v.id = $1::pg_catalog.int4",
+            [tableID]).scalar == "t"
+    }
+
+    /// Creates the coming partitions of every history partitioned by time
+    /// (and moves in the changes the default partition took). Returns how many.
+    @discardableResult
+    public func ensureHistoryPartitions() throws -> Int {
+        try connection.query("""
+            SELECT coalesce(sum(temporal_versioning.ensure_history_partitions(v.id)), 0)
+            FROM temporal_versioning.versioned_tables v WHERE v.enabled AND v.options ? 'partition_history'
+            """).scalar.flatMap { Int($0) } ?? 0
+    }
+
+    /// Applies every retention policy (and finishes unfinished prunes), and
+    /// creates the coming partitions of histories partitioned by time: for
+    /// cron or a systemd timer. Safe to run at any time, and again.
     public func maintain() throws -> [PruneResult] {
+        try ensureHistoryPartitions()
         var results: [PruneResult] = []
         for status in try retentionStatus() {
             guard let due = status.dueFloor else {
@@ -209,6 +229,8 @@ public struct Lifecycle {
         var rowsDeleted: Int64
         var archiveFile: String?
         var archiveBytes: Int64
+        /// A prune of a partitioned history: its steps drop partitions.
+        var partitioned: Bool
 
         init(_ row: Row) {
             id = Int64(row["id"] ?? "") ?? 0
@@ -219,6 +241,7 @@ public struct Lifecycle {
             rowsDeleted = Int64(row["rows_deleted"] ?? "") ?? 0
             archiveFile = row["archive_file"]
             archiveBytes = Int64(row["archive_bytes"] ?? "") ?? 0
+            partitioned = row["partitions"] != nil
         }
     }
 
@@ -232,6 +255,13 @@ public struct Lifecycle {
             try ArchiveFile.prepare(file, length: state.archiveBytes)
         }
         var span: Int64 = 8
+        while state.partitioned && state.nextPage < state.endPage {
+            let (deleted, bytes) = try partitionStep(state)
+            state.nextPage += 1
+            state.rowsDeleted += deleted
+            state.archiveBytes = bytes
+            if deleted > 0 { progress?(table, state.rowsDeleted) }
+        }
         while state.nextPage < state.endPage {
             let from = state.nextPage
             let to = min(from + span, state.endPage)
@@ -316,6 +346,59 @@ public struct Lifecycle {
                 }
                 throw error
             }
+        }
+    }
+
+    /// One step of a prune of a partitioned history: the archive of a
+    /// partition (its rows copied, fsynced, the step recorded, in one
+    /// transaction), or its DETACH (waiting at most lock_timeout for the
+    /// history's writers, and tried again) and DROP. Returns the rows
+    /// dropped and the archive's length.
+    private func partitionStep(_ state: PruneState) throws -> (Int64, Int64) {
+        let step = try connection.query(
+            "SELECT * FROM temporal_versioning._prune_partition_step($1::pg_catalog.int8, $2::pg_catalog.int8)",
+            [state.id, state.nextPage]).namedRows[0]
+        let record = "SELECT temporal_versioning._prune_progress($1::pg_catalog.int8, $2::pg_catalog.int8, $3::pg_catalog.int8, $4::pg_catalog.int8)"
+        if state.nextPage % 2 == 0 {
+            guard let file = state.archiveFile, let copy = step["copy_sql"] else {
+                try connection.query(record, [state.id, state.nextPage + 1, 0, state.archiveBytes])
+                return (0, state.archiveBytes)
+            }
+            do {
+                return try connection.transaction(repeatableRead: true) {
+                    let bytes = try ArchiveFile.appendMember(file) { sink in
+                        try connection.copyOutLines(copy) { try sink($0) }
+                    }
+                    try connection.query(record, [state.id, state.nextPage + 1, 0, bytes])
+                    return (0, bytes)
+                }
+            } catch {
+                try ArchiveFile.prepare(file, length: state.archiveBytes)
+                throw error
+            }
+        }
+        if let detach = step["detach_sql"] {
+            var attempt = 0
+            while true {
+                attempt += 1
+                do {
+                    try connection.execute("SET lock_timeout = '2s'")
+                    defer { _ = try? connection.execute("RESET lock_timeout") }
+                    try connection.execute(detach)
+                    break
+                } catch let error as PostgresError where error.sqlState == "55P03" && attempt < 30 {
+                    Thread.sleep(forTimeInterval: 1)
+                }
+            }
+        }
+        return try connection.transaction {
+            var rows: Int64 = 0
+            if let count = step["count_sql"], let drop = step["drop_sql"] {
+                rows = Int64(try connection.query(count).scalar ?? "0") ?? 0
+                try connection.execute(drop)
+            }
+            try connection.query(record, [state.id, state.nextPage + 1, rows, state.archiveBytes])
+            return (rows, state.archiveBytes)
         }
     }
 
