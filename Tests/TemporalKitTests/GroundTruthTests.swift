@@ -110,7 +110,12 @@ struct GroundTruthTests {
         try run(Self.pairs, transactions: 700, schemaChanges: false)
     }
 
-    private func run(_ subject: Subject, transactions: Int, schemaChanges: Bool) throws {
+    @Test("as-of, diff and revert match snapshots: history partitioned by time, columns added and dropped", .timeLimit(.minutes(5)))
+    func itemsWithPartitionedHistory() throws {
+        try run(Self.items, transactions: 600, schemaChanges: true, partitionHistory: "daily")
+    }
+
+    private func run(_ subject: Subject, transactions: Int, schemaChanges: Bool, partitionHistory: String? = nil) throws {
         let seed = ProcessInfo.processInfo.environment["TEMPORAL_TEST_SEED"].flatMap(UInt64.init)
             ?? UInt64.random(in: 1...UInt64.max)
         print("GroundTruthTests \(subject.table): TEMPORAL_TEST_SEED=\(seed)")
@@ -122,7 +127,7 @@ struct GroundTruthTests {
             try insert(subject, count: 1, startingAt: n, db, &random)
         }
         let table = try TableResolver.resolve(subject.table, on: db)
-        try Versioning(connection: db).enable(table)
+        try Versioning(connection: db).enable(table, partitionHistory: partitionHistory)
 
         var nextID = 1000
         var snapshots: [(instant: String, rows: Snapshot, columns: [String])] = []
@@ -186,7 +191,10 @@ struct GroundTruthTests {
             #expect(actual == expected, "diff \(i)->\(j), seed \(seed)")
         }
 
-        try pruneAndRestore(subject, table, snapshots.map(\.instant), current: current, db, &random, seed: seed)
+        // (A partitioned history is pruned by whole partitions: HistoryPartitionTests.)
+        if partitionHistory == nil {
+            try pruneAndRestore(subject, table, snapshots.map(\.instant), current: current, db, &random, seed: seed)
+        }
 
         // revert --to every instant, in random order, restores that snapshot exactly.
         var order = Array(snapshots.indices)

@@ -1,0 +1,101 @@
+import Foundation
+import Postgres
+import TemporalKit
+import TestSupport
+import Testing
+
+/// A history partitioned by time (enable --partition-history). Time cannot
+/// be made to pass in a test, so the history is aged instead: its rows'
+/// instants (temporal_at) and their transactions' (valid_from) move back
+/// together by the same interval, exactly as if they had been written then.
+@Suite("history partitioned by time")
+struct HistoryPartitionTests {
+    func setUp() throws -> (TestDatabase, Connection, TableName) {
+        let (database, db) = try installedDatabase()
+        try db.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance numeric NOT NULL, note text)")
+        let table = try TableResolver.resolve("accounts", on: db)
+        try Versioning(connection: db).enable(table, partitionHistory: "daily")
+        return (database, db, table)
+    }
+
+    /// Moves every change so far back by `days`.
+    func age(_ db: Connection, days: Int) throws {
+        try db.execute("""
+            UPDATE temporal_versioning.accounts_history SET temporal_at = temporal_at - interval '\(days) days';
+            UPDATE temporal_versioning.transactions SET valid_from = valid_from - interval '\(days) days';
+            UPDATE temporal_versioning.versioned_tables
+               SET created_at = created_at - interval '\(days) days', versioning_since = versioning_since - interval '\(days) days';
+            """)
+    }
+
+    func asOf(_ db: Connection, _ at: String) throws -> [String] {
+        try db.column("SELECT r::text FROM temporal_versioning.as_of(NULL::accounts, $1::timestamptz) r ORDER BY 1", [at]).map { $0! }
+    }
+
+    func partitions(_ db: Connection) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for name in try db.column("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'temporal_versioning.accounts_history'::regclass") {
+            counts[name!] = try db.count("SELECT count(*) FROM temporal_versioning.\(name!)")
+        }
+        return counts
+    }
+
+    @Test("partitions are made ahead; a change with no partition lands in the default one, and maintain moves it out")
+    func partitionsAhead() throws {
+        let (_, db, _) = try setUp()
+        let made = try partitions(db)
+        #expect(made.count == 5, "today, three days ahead, and the default: \(made)")
+        // Today's partition gone (as if maintain had not run for a while): writes still succeed.
+        let today = made.keys.filter { $0 != "accounts_history_default" }.sorted().first!
+        try db.execute("ALTER TABLE temporal_versioning.accounts_history DETACH PARTITION temporal_versioning.\(today); DROP TABLE temporal_versioning.\(today)")
+        try db.execute("INSERT INTO accounts SELECT g, g, 'n' FROM generate_series(1, 100) g; UPDATE accounts SET balance = balance + 1")
+        #expect(try partitions(db)["accounts_history_default"] == 200)
+        let at = try db.value("SELECT clock_timestamp()::text")!
+        let before = try asOf(db, at)
+
+        #expect(try Lifecycle(connection: db).ensureHistoryPartitions() == 1)
+        let after = try partitions(db)
+        #expect(after["accounts_history_default"] == 0 && after[today] == 200, "\(after)")
+        #expect(try asOf(db, at) == before)
+        #expect(try Lifecycle(connection: db).ensureHistoryPartitions() == 0, "again: nothing to do")
+    }
+
+    @Test("a prune drops the old partitions whole, archived; later instants read as before, earlier ones are refused; restore brings them back")
+    func pruneDropsPartitions() throws {
+        let (_, db, table) = try setUp()
+        try db.execute("INSERT INTO accounts SELECT g, g, 'old' FROM generate_series(1, 3000) g")
+        try db.execute("UPDATE accounts SET balance = balance * 2 WHERE id % 3 = 0")
+        let old = try db.value("SELECT clock_timestamp()::text")!
+        let oldRows = try asOf(db, old)
+        try age(db, days: 3)
+        let agedInstant = try db.value("SELECT ($1::timestamptz - interval '3 days')::text", [old])!
+        #expect(try asOf(db, agedInstant) == oldRows, "aging keeps the history's meaning")
+        #expect(try Lifecycle(connection: db).ensureHistoryPartitions() == 1, "the aged changes get their day's partition")
+        try db.execute("UPDATE accounts SET note = 'new' WHERE id % 5 = 0; DELETE FROM accounts WHERE id % 7 = 0")
+        let now = try db.value("SELECT clock_timestamp()::text")!
+        let current = try asOf(db, now)
+        let historyBefore = try db.column("SELECT h::text FROM temporal_versioning.accounts_history h ORDER BY temporal_id").map { $0! }
+        let agedCount = try db.count("SELECT count(*) FROM temporal_versioning.accounts_history WHERE temporal_at < now() - interval '1 day'")
+        #expect(agedCount == 4000)
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hp-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let floorAsked = try db.value("SELECT (now() - interval '1 day')::text")!
+        let results = try Lifecycle(connection: db).prune(table, before: floorAsked, archive: .directory(directory))
+        #expect(results.count == 1 && results.first?.rowsDeleted == Int64(agedCount), "\(results)")
+        let floor = try db.value("SELECT history_floor::text FROM temporal_versioning.versioned_tables")!
+        #expect(try db.value("SELECT $1::timestamptz = date_trunc('day', ($2::timestamptz) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '1 day'",
+                             [floor, agedInstant]) == "t", "the floor is the end of the dropped day: \(floor)")
+        #expect(try partitions(db).count == 5, "the old day's partition is gone")
+        #expect(try asOf(db, now) == current)
+        let refused = #expect(throws: PostgresError.self) { try asOf(db, agedInstant) }
+        #expect(refused?.message.contains("before the floor") == true)
+
+        let restored = try Archives(connection: db).restore(results.first!.archiveFile!, into: .history)
+        #expect(restored.rowsRestored == Int64(agedCount))
+        #expect(try db.column("SELECT h::text FROM temporal_versioning.accounts_history h ORDER BY temporal_id").map { $0! } == historyBefore)
+        #expect(try asOf(db, agedInstant) == oldRows)
+        #expect(try Lifecycle(connection: db).ensureHistoryPartitions() == 1, "the restored rows get their partition back")
+        #expect(try asOf(db, agedInstant) == oldRows)
+    }
+}
