@@ -187,7 +187,9 @@ struct Maintain: DatabaseCommand {
             Meant for cron or a systemd timer; safe to run at any time and again:
               */15 * * * *  temporal maintain --db service=app
             Each table with a policy is pruned to now minus its --keep, archiving into its \
-            directory. Prints one line per prune; nothing when nothing was due.
+            directory. Histories partitioned by time (enable --partition-history) get their \
+            partitions for the next three periods. Prints one line per prune; nothing when \
+            nothing was due.
             """)
 
     @OptionGroup var connection: ConnectionOptions
