@@ -55,7 +55,8 @@ def setup(partitioning, rows=ROWS):
              INSERT INTO {table} {rows_sql(1, rows)};""", DB)
     extra = ["--partition-history", partitioning] if partitioning else []
     temporal("enable", f"public.{table}", *extra, db=DB)
-    psql(f"VACUUM ANALYZE {table}; CHECKPOINT", DB)
+    psql(f"VACUUM ANALYZE {table}", DB)
+    psql("CHECKPOINT", DB)
     return table
 
 
@@ -86,7 +87,8 @@ def drop(results):
                         SET created_at = created_at - interval '2 months', versioning_since = versioning_since - interval '2 months'
                       WHERE table_name = '{table}'""", DB)
             temporal("maintain", db=DB)
-            psql(f"VACUUM ANALYZE {history}; CHECKPOINT", DB)
+            psql(f"VACUUM ANALYZE {history}", DB)
+            psql("CHECKPOINT", DB)
             floor = psql("SELECT now() - interval '1 month'", DB)
             began = time.time()
             subprocess.run([TEMPORAL, "prune", table, "--before", floor, "--no-archive", "--db", f"dbname={DB}"],

@@ -98,4 +98,23 @@ struct HistoryPartitionTests {
         #expect(try Lifecycle(connection: db).ensureHistoryPartitions() == 1, "the restored rows get their partition back")
         #expect(try asOf(db, agedInstant) == oldRows)
     }
+
+    @Test("a partitioned prune that was started (floor recorded) and not finished is finished by the next")
+    func resumesUnfinishedPrune() throws {
+        let (_, db, table) = try setUp()
+        try db.execute("INSERT INTO accounts SELECT g, g, 'old' FROM generate_series(1, 500) g")
+        try age(db, days: 3)
+        try Lifecycle(connection: db).ensureHistoryPartitions()
+        try db.execute("UPDATE accounts SET note = 'new' WHERE id < 10")
+        // Killed right after its start committed: the floor is there, nothing dropped yet.
+        let started = try db.query("SELECT r.floor::text, r.end_page FROM temporal_versioning._prune_partitions_start('public', 'accounts', now() - interval '1 day', NULL) r").rows[0]
+        #expect(started[1] == "2", "one partition: archive and drop")
+        #expect(try db.value("SELECT history_floor::text FROM temporal_versioning.versioned_tables") == started[0])
+        #expect(try db.count("SELECT count(*) FROM temporal_versioning.accounts_history") == 509)
+
+        let results = try Lifecycle(connection: db).prune(table, before: try db.value("SELECT (now() - interval '2 days')::text")!, archive: .none)
+        #expect(results.count == 1 && results[0].resumed && results[0].rowsDeleted == 500 && results[0].floor == started[0], "\(results)")
+        #expect(try db.count("SELECT count(*) FROM temporal_versioning.accounts_history") == 9)
+        #expect(try db.count("SELECT count(*) FROM temporal_versioning.prunes WHERE state = 'running'") == 0)
+    }
 }
