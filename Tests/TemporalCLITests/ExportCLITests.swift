@@ -28,6 +28,10 @@ struct ExportCLITests {
                 FROM generate_series(1, 2500) g;
                 CREATE TABLE plain (id int PRIMARY KEY, v text);
                 INSERT INTO plain VALUES (1, 'a'), (2, 'b');
+                CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+                CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (5);
+                CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (5) TO (100);
+                INSERT INTO parted SELECT g, 'p' || g FROM generate_series(1, 10) g;
                 """)
         }
 
@@ -200,6 +204,9 @@ struct ExportCLITests {
         let entries = try parseJSON(listed.stdout) as? [[String: Any]] ?? []
         #expect(entries.count == 2)
         #expect((entries.first?["state"] as? String)?.hasPrefix("unfinished") == true, "\(listed)")
-        #expect(entries.last?["state"] as? String == "complete" && entries.last?["rows"] as? Int == 2502, "\(listed)")
+        #expect(entries.last?["state"] as? String == "complete" && entries.last?["rows"] as? Int == 2512, "\(listed)")
+        let parted = try parseJSON(String(contentsOfFile: path + "/parted.json", encoding: .utf8)) as? [Any]
+        #expect(parted?.count == 10, "a partitioned table is exported with all its partitions, once each")
+        #expect(!FileManager.default.fileExists(atPath: path + "/parted_low.json"), "partitions are not exported apart")
     }
 }

@@ -211,8 +211,10 @@ public final class Exporter: @unchecked Sendable {
         let versionedKey = relation[2].flatMap { ArrayLiteral.parse($0) }.map(Self.texts)
         let key = versionedKey ?? relation[1].flatMap { ArrayLiteral.parse($0) }.map(Self.texts) ?? []
         let filename = "\(table.name).\(request.format.rawValue)"
+        // A partitioned table with its partitions; any other without inheritance children.
+        let source = (relation[0] == "p" ? "" : "ONLY ") + table.qualified
         guard let instant else {
-            return Plan(table: table, query: "SELECT * FROM ONLY \(table.qualified)", key: key, readAs: "snapshot", filename: filename)
+            return Plan(table: table, query: "SELECT * FROM \(source)", key: key, readAs: "snapshot", filename: filename)
         }
         guard versionedKey != nil else {
             guard request.allowCurrent else {
@@ -220,7 +222,7 @@ public final class Exporter: @unchecked Sendable {
                     kind: .server, sqlState: "55000", message: "\(table.qualified) is not versioned: it cannot be exported as of an instant",
                     hint: "Version it (temporal enable), leave it out, or add --allow-current to export it as it is now (the summary says so).")
             }
-            return Plan(table: table, query: "SELECT * FROM ONLY \(table.qualified)", key: key, readAs: "current", filename: filename)
+            return Plan(table: table, query: "SELECT * FROM \(source)", key: key, readAs: "current", filename: filename)
         }
         // prepare_as_of checks the instant (future, before versioning, below
         // the floor) and returns the query with the instant as $1.
