@@ -41,6 +41,68 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._relation_bytes(oid) IS
     'pg-temporal (internal): the size of a table with its indexes, TOAST and partitions';
 
+-- The changes of a history made since `since` (found through the BRIN
+-- index on temporal_tx_id: the first transaction since then, and on).
+CREATE OR REPLACE FUNCTION temporal_versioning._changes_since(vt temporal_versioning.versioned_tables, since timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF to_regclass(format('temporal_versioning.%I', vt.history_table)) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM temporal_versioning.%I h WHERE h.temporal_tx_id >= $1'
+                   ' AND h.temporal_tx_id IN (SELECT t.tx_id FROM temporal_versioning.transactions t WHERE t.valid_from >= $2)',
+                   vt.history_table)
+        INTO n
+        USING (SELECT coalesce(min(t.tx_id), 9223372036854775807) FROM temporal_versioning.transactions t WHERE t.valid_from >= since), since;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._changes_since(temporal_versioning.versioned_tables, timestamptz) IS
+    'pg-temporal (internal): how many changes a history holds since an instant';
+
+-- The growth of a table's history over the last `days` days (UTC): the
+-- changes of each day, and their bytes, estimated from the history's
+-- average bytes per change.
+CREATE OR REPLACE FUNCTION temporal_versioning.history_growth(schema_name text, table_name text, days integer DEFAULT 7)
+RETURNS TABLE (day date, changes bigint, bytes_estimate bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    since timestamptz;
+    per_change numeric;
+BEGIN
+    vt := temporal_versioning.find_versioned_table(history_growth.schema_name, history_growth.table_name);
+    since := timezone('UTC', date_trunc('day', timezone('UTC', now()))) - (greatest(days, 1) - 1) * interval '1 day';
+    EXECUTE format('SELECT temporal_versioning._relation_bytes(%L::regclass)::numeric / greatest(count(*), 1) FROM temporal_versioning.%I',
+                   format('temporal_versioning.%I', vt.history_table), vt.history_table)
+        INTO per_change;
+    RETURN QUERY EXECUTE format(
+        'SELECT d.day::date, coalesce(c.n, 0), round(coalesce(c.n, 0) * $3)::bigint'
+        ' FROM generate_series(timezone(''UTC'', $2)::date, timezone(''UTC'', now())::date, interval ''1 day'') AS d(day)'
+        ' LEFT JOIN (SELECT timezone(''UTC'', t.valid_from)::date AS day, count(*) AS n'
+        '            FROM temporal_versioning.%I h JOIN temporal_versioning.transactions t ON t.tx_id = h.temporal_tx_id'
+        '            WHERE h.temporal_tx_id >= $1 AND t.valid_from >= $2 GROUP BY 1) c ON c.day = d.day::date'
+        ' ORDER BY 1', vt.history_table)
+        USING (SELECT coalesce(min(t.tx_id), 9223372036854775807) FROM temporal_versioning.transactions t WHERE t.valid_from >= since),
+              since, per_change;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.history_growth(text, text, integer) IS
+    'pg-temporal: changes and (estimated) bytes per day of a history over the last days';
+
+-- (0.3.0 added the floor and the last week's changes.)
+DROP FUNCTION IF EXISTS temporal_versioning.list_temporal_tables();
+DROP FUNCTION IF EXISTS temporal_versioning.get_temporal_status(text, text);
+
 CREATE OR REPLACE FUNCTION temporal_versioning.list_temporal_tables()
 RETURNS TABLE (
     schema_name      name,
@@ -52,7 +114,9 @@ RETURNS TABLE (
     versioning_since timestamptz,
     created_at       timestamptz,
     history_rows     bigint,
-    history_bytes    bigint)
+    history_bytes    bigint,
+    history_floor    timestamptz,
+    changes_7d       bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -66,7 +130,9 @@ AS $$
            CASE WHEN c.relkind = 'p' THEN (SELECT sum(pc.reltuples) FILTER (WHERE pc.reltuples >= 0)::bigint
                                            FROM pg_partition_tree(c.oid) t JOIN pg_class pc ON pc.oid = t.relid WHERE t.isleaf)
                 ELSE nullif(c.reltuples, -1)::bigint END,
-           temporal_versioning._relation_bytes(c.oid)
+           temporal_versioning._relation_bytes(c.oid),
+           v.history_floor,
+           temporal_versioning._changes_since(v, now() - interval '7 days')
     FROM temporal_versioning.versioned_tables v
     LEFT JOIN pg_class c ON c.oid = to_regclass(format('temporal_versioning.%I', v.history_table))
     ORDER BY v.schema_name, v.table_name, v.id;
@@ -92,7 +158,10 @@ RETURNS TABLE (
     first_change     timestamptz,
     last_change      timestamptz,
     history_bytes    bigint,
-    schema_changes   bigint)
+    schema_changes   bigint,
+    history_floor    timestamptz,
+    changes_7d       bigint,
+    growth_7d        jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -119,7 +188,11 @@ BEGIN
                coalesce(sum(p.changes), 0)::bigint,
                min(t.valid_from), max(t.valid_from),
                temporal_versioning._relation_bytes(format('temporal_versioning.%%I', $1.history_table)::regclass),
-               (SELECT count(*) FROM temporal_versioning.schema_changes s WHERE s.versioned_table_id = $1.id)
+               (SELECT count(*) FROM temporal_versioning.schema_changes s WHERE s.versioned_table_id = $1.id),
+               $1.history_floor,
+               coalesce(sum(p.changes) FILTER (WHERE t.valid_from >= now() - interval '7 days'), 0)::bigint,
+               (SELECT jsonb_agg(jsonb_build_object('day', g.day, 'changes', g.changes, 'bytes_estimate', g.bytes_estimate) ORDER BY g.day)
+                FROM temporal_versioning.history_growth($1.schema_name, $1.table_name, 7) g)
         FROM per_transaction p
         LEFT JOIN temporal_versioning.transactions t ON t.tx_id = p.temporal_tx_id
     $q$, vt.history_table) USING vt;

@@ -59,11 +59,11 @@ BEGIN
     backfill := temporal_versioning._backfill_record(slot_name, 'snapshot', schema_name, table_name, key, names,
                                                      consistent_lsn, snapshot_at, NULL);
     EXECUTE format('CREATE TABLE temporal_versioning.%I AS '
-                   'SELECT row_number() OVER (ORDER BY %s) AS temporal_backfill_row, %s FROM ONLY %s s',
+                   'SELECT row_number() OVER (ORDER BY %s) AS temporal_backfill_row, %s FROM %s s',
                    backfill.copy_table,
                    temporal_versioning.key_list_sql('s', key),
                    (SELECT string_agg(format('s.%I', n), ', ' ORDER BY i) FROM unnest(names) WITH ORDINALITY AS u(n, i)),
-                   source);
+                   temporal_versioning._scan(source));
     RETURN NEXT temporal_versioning._backfill_count(backfill.id);
 END
 $$;
@@ -149,7 +149,7 @@ BEGIN
         '            ELSE w.temporal_next_op <> ''I'' END AS temporal_after_present,'
         '       %6$s, %7$s '
         'FROM w JOIN temporal_versioning.transactions t ON t.tx_id = w.temporal_tx_id '
-        'LEFT JOIN ONLY %8$s s ON %9$s '
+        'LEFT JOIN %8$s s ON %9$s '
         'WHERE $1 IS NULL OR t.valid_from >= $1',
         backfill.copy_table,
         (SELECT string_agg(format('lead(h.%I) OVER k AS %I', c, 'temporal_next_' || i), ', ' ORDER BY i)
@@ -164,7 +164,7 @@ BEGIN
                                   ' WHEN w.temporal_next_op = ''I'' THEN NULL ELSE w.%I END AS %I',
                                   backfill.column_names[i], 'temporal_next_' || i, 'a' || i), ', ' ORDER BY i)
          FROM generate_subscripts(history_columns, 1) i),
-        source,
+        temporal_versioning._scan(source),
         temporal_versioning.key_join_sql('s', 'w', vt.key_columns))
     USING backfill.history_since;
 END

@@ -69,7 +69,7 @@ extension StreamAdmin {
                 SELECT format('%I.%I', n.nspname, c.relname),
                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
                        EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v WHERE v.table_oid = c.oid AND v.enabled),
-                       c.relkind = 'p' OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid OR i.inhrelid = c.oid)
+                       c.relispartition OR (c.relkind <> 'p' AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid OR i.inhrelid = c.oid))
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = $1 AND c.relname = $2
                 """, [table.schema, table.name]).rows[0]
@@ -82,9 +82,9 @@ extension StreamAdmin {
             }
             guard row[3] != "t" else {
                 throw PostgresError(kind: .server, sqlState: SQLState.featureNotSupported,
-                                    message: "cannot snapshot \(qualified): it is partitioned or part of an inheritance tree",
-                                    detail: "A snapshot reads one table's own rows.",
-                                    hint: "Snapshot its partitions or children one by one.")
+                                    message: "cannot snapshot \(qualified): it is a partition or part of an inheritance tree",
+                                    detail: "A partitioned table is snapshotted (and streamed) as one table, through its root.",
+                                    hint: "Snapshot its partitioned table instead, or an inheritance tree's tables one by one.")
             }
             var history = request.historySince != nil
             if history && row[2] != "t" {
@@ -144,7 +144,10 @@ extension StreamAdmin {
                                     message: "table \(qualified) is already in publication \"\(publication)\"",
                                     detail: "Its changes are streamed already; a backfill is for a table the stream does not have yet.")
             }
-            if replicaIdentityFull { try connection.execute("ALTER TABLE \(qualified) REPLICA IDENTITY FULL") }
+            let partitioned = try checkReplicaIdentity(qualified, makeFull: replicaIdentityFull).partitioned
+            if partitioned {
+                try connection.execute("ALTER PUBLICATION \(quotedPublication) SET (publish_via_partition_root = true)")
+            }
             try connection.execute("ALTER PUBLICATION \(quotedPublication) ADD TABLE \(qualified)")
             added.append(qualified)
             }

@@ -106,34 +106,22 @@ public struct StreamAdmin {
         var lacking: [String] = []
         var madeFull: [String] = []
         try connection.transaction {
+            var partitioned = false
             for table in tables {
-                let identity = try connection.query("""
-                    SELECT c.relreplident::text, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-                           format('%I.%I', n.nspname, c.relname)
-                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE n.nspname = $1 AND c.relname = $2
-                    """, [table.schema, table.name]).rows[0]
-                let qualified = identity[2] ?? ""
-                let full = identity[0] == "f"
-                let usable = full || identity[0] == "i" || (identity[0] == "d" && identity[1] == "t")
-                if !full && replicaIdentityFull {
-                    try connection.execute("ALTER TABLE \(qualified) REPLICA IDENTITY FULL")
-                    madeFull.append(qualified)
-                } else if !usable {
-                    throw PostgresError(
-                        kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
-                        message: "table \(qualified) has no replica identity",
-                        detail: "Once it is published, UPDATE and DELETE on it would fail for every application.",
-                        hint: "Add a primary key, or pass --replica-identity-full.")
-                } else if !full {
-                    lacking.append(qualified)
-                }
+                let qualified = try connection.query(
+                    "SELECT format('%I.%I', $1::text, $2::text)", [table.schema, table.name]).scalar ?? ""
+                let identity = try checkReplicaIdentity(qualified, makeFull: replicaIdentityFull)
+                partitioned = partitioned || identity.partitioned
+                if identity.madeFull { madeFull.append(qualified) } else if !identity.full { lacking.append(qualified) }
             }
             let list = try connection.query("""
                 SELECT string_agg(format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY t.n)
                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(schema_name, table_name, n)
                 """, [tables.map(\.schema), tables.map(\.name)]).scalar ?? ""
-            try connection.execute("CREATE PUBLICATION \(try connection.quoteIdentifier(publication)) FOR TABLE \(list)")
+            // A partitioned table's changes are published as its own, not as
+            // each partition's, so that its events name it (and its key).
+            try connection.execute("CREATE PUBLICATION \(try connection.quoteIdentifier(publication)) FOR TABLE \(list)"
+                                   + (partitioned ? " WITH (publish_via_partition_root = true)" : ""))
         }
         do {
             if let snapshot, let plan {
@@ -152,6 +140,40 @@ public struct StreamAdmin {
             }
             throw error
         }
+    }
+
+    /// Checks that UPDATE and DELETE on a table about to be published keep
+    /// working: it (and, partitioned, each of its partitions, whose own
+    /// replica identity is the one that counts) has a primary key, a replica
+    /// identity index or FULL. With `makeFull`, sets FULL on all of them.
+    func checkReplicaIdentity(_ qualified: String, makeFull: Bool) throws -> (full: Bool, madeFull: Bool, partitioned: Bool) {
+        let relations = try connection.query("""
+            SELECT format('%I.%I', n.nspname, c.relname), c.relreplident::text,
+                   EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), c.relkind::text, r.oid = c.oid
+            FROM (SELECT to_regclass($1)::oid AS oid) r
+            JOIN pg_class c ON c.oid = r.oid OR c.oid IN (SELECT t.relid FROM pg_partition_tree(r.oid) t)
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            ORDER BY r.oid = c.oid DESC, 1
+            """, [qualified]).rows
+        let partitioned = relations.first?[3] == "p"
+        // The leaves (or the table itself) hold the rows; a partitioned table's own identity does not count.
+        let holders = relations.filter { $0[3] != "p" }
+        let full = holders.allSatisfy { $0[1] == "f" } && (!partitioned || relations.first?[1] == "f")
+        if makeFull && !full {
+            for relation in relations where relation[1] != "f" {
+                try connection.execute("ALTER TABLE \(relation[0] ?? "") REPLICA IDENTITY FULL")
+            }
+            return (true, true, partitioned)
+        }
+        if let bad = holders.first(where: { !($0[1] == "f" || $0[1] == "i" || ($0[1] == "d" && $0[2] == "t")) }) {
+            let name = bad[0] ?? qualified
+            throw PostgresError(
+                kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                message: name == qualified ? "table \(qualified) has no replica identity" : "partition \(name) of \(qualified) has no replica identity",
+                detail: "Once it is published, UPDATE and DELETE on it would fail for every application.",
+                hint: "Add a primary key, or pass --replica-identity-full.")
+        }
+        return (full, false, partitioned)
     }
 
     /// Logical slots of this database: position, lag, retained WAL, activity.

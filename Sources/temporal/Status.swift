@@ -14,6 +14,7 @@ struct Status: DatabaseCommand {
             Examples:
               temporal status public.customers
               temporal status customers --format json
+              temporal status public.events --warn-size 10GB
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -22,9 +23,19 @@ struct Status: DatabaseCommand {
     @Argument(help: "The table (a dropped table's kept history is found by its last name).")
     var table: String
 
+    @Option(help: ArgumentHelp("Warn when the history is larger than this (PostgreSQL's size units: 500MB, 10GB).", valueName: "size"))
+    var warnSize: String?
+
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
         try database.pinSearchPath()
-        Renderer(format: output.format).printRecord(try Versioning(connection: database).status(name))
+        let threshold = try warnSize.map { try database.query("SELECT pg_catalog.pg_size_bytes($1)", [$0]).scalar ?? "0" }
+        let status = try Versioning(connection: database).status(name)
+        Renderer(format: output.format).printRecord(status)
+        if let threshold, let limit = Int64(threshold), let bytes = status.first?["history_bytes"].flatMap({ Int64($0) }), bytes > limit {
+            let pretty = try database.query("SELECT pg_catalog.pg_size_pretty($1::pg_catalog.int8)", [bytes]).scalar ?? "\(bytes) bytes"
+            printError("WARNING:  the history of \(name) is \(pretty), over --warn-size \(warnSize!)")
+            printError("HINT:  Keep less of it: temporal retention set \(name) --keep 90d --archive-dir DIR, then temporal maintain.")
+        }
     }
 }

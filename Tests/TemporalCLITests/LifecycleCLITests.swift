@@ -189,6 +189,17 @@ struct LifecycleCLITests {
         #expect(second.status == 0 && secondDone?.isEmpty == true, "nothing more was due: \(second)")
         #expect(try setup.db.count("SELECT count(*) FROM temporal_versioning.events_history") == 300)
 
+        // status shows the floor and the last week's growth, and warns past --warn-size.
+        let status = try setup.run(["status", "events", "--format", "json", "--warn-size", "1kB"])
+        #expect(status.status == 0, "\(status)")
+        let record = try parseJSON(status.stdout) as? [String: Any] ?? [:]
+        #expect(record["history_floor"] as? String != nil && record["changes_7d"] as? Int == 300, "\(status)")
+        let growth = record["growth_7d"] as? [[String: Any]] ?? []
+        #expect(growth.count == 7 && growth.last?["changes"] as? Int == 300, "\(status)")
+        #expect(status.stderr.contains("over --warn-size 1kB"), "\(status)")
+        let quiet = try setup.run(["status", "events", "--warn-size", "10GB"])
+        #expect(quiet.status == 0 && !quiet.stderr.contains("WARNING"), "\(quiet)")
+
         let listed = try setup.run(["archive", "list", setup.directory, "--verify", "--format", "json"])
         #expect(listed.status == 0, "\(listed)")
         let entries = try parseJSON(listed.stdout) as? [[String: Any]] ?? []
