@@ -134,6 +134,10 @@ def run(variant, floor, directory, n):
         out = subprocess.run([TEMPORAL, "prune", "accounts", "--before", floor, "--archive-dir", directory,
                               "--format", "json", "--db", f"dbname={db}"], capture_output=True, text=True, check=True)
         archive_bytes = int(re.search(r'"archive_bytes" *: *([0-9]+)', out.stdout).group(1))
+    elif variant == "archive-paused":
+        out = subprocess.run([TEMPORAL, "prune", "accounts", "--before", floor, "--archive-dir", directory, "--pause", "20",
+                              "--format", "json", "--db", f"dbname={db}"], capture_output=True, text=True, check=True)
+        archive_bytes = int(re.search(r'"archive_bytes" *: *([0-9]+)', out.stdout).group(1))
     elif variant == "no-archive":
         subprocess.run([TEMPORAL, "prune", "accounts", "--before", floor, "--no-archive", "--db", f"dbname={db}"],
                        capture_output=True, text=True, check=True)
@@ -163,6 +167,7 @@ def main():
     os.chmod(directory, 0o777)  # COPY TO PROGRAM runs as the server's user
     variants = [("none", "no prune (the writers alone)"),
                 ("archive", "temporal prune --archive-dir (batches of ~10k, fsynced archive)"),
+                ("archive-paused", "temporal prune --archive-dir --pause 20 (ms after each batch)"),
                 ("no-archive", "temporal prune --no-archive"),
                 ("partitioned-archive", "partitioned history: temporal prune --archive-dir (partition archived, dropped)"),
                 ("partitioned-drop", "partitioned history: temporal prune --no-archive (partition dropped)"),

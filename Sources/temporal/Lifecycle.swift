@@ -137,8 +137,12 @@ struct Prune: DatabaseCommand {
     @Option(help: ArgumentHelp("Rows deleted per transaction (about).", valueName: "n"))
     var batchRows: Int64 = 10_000
 
+    @Option(help: ArgumentHelp("Milliseconds to wait after each batch, leaving the server to the application.", valueName: "ms"))
+    var pause: Int = 0
+
     func validate() throws {
         guard batchRows > 0 else { throw ValidationError("--batch-rows takes a positive number of rows.") }
+        guard pause >= 0 else { throw ValidationError("--pause takes milliseconds, 0 or more.") }
         if archiveDir != nil && noArchive {
             throw ValidationError("give --archive-dir or --no-archive, not both.")
         }
@@ -150,6 +154,7 @@ struct Prune: DatabaseCommand {
         let floor = try TimeTravel(connection: database).resolveInstants([before])[0]
         var lifecycle = Lifecycle(connection: database)
         lifecycle.rowsPerBatch = batchRows
+        lifecycle.pauseBetweenBatches = Double(pause) / 1000
         let archive: Lifecycle.ArchiveChoice
         if let archiveDir {
             archive = .directory(archiveDir)

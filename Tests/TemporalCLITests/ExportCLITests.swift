@@ -209,4 +209,41 @@ struct ExportCLITests {
         #expect(parted?.count == 10, "a partitioned table is exported with all its partitions, once each")
         #expect(!FileManager.default.fileExists(atPath: path + "/parted_low.json"), "partitions are not exported apart")
     }
+
+    @Test("export compare tells rows added, deleted and modified by key, and columns added, in JSON lines and in CSV")
+    func compare() throws {
+        let setup = try Setup()
+        for format in ["jsonl", "csv"] {
+            let first = try setup.run(["export", "--dir", setup.directory + "/" + format, "items", "plain", "--format", format])
+            #expect(first.status == 0, "\(first)")
+            try setup.db.execute(format == "jsonl" ? """
+                UPDATE items SET price = price + 1 WHERE id IN (3, 4, 5);
+                DELETE FROM items WHERE id IN (10, 11);
+                INSERT INTO items (id, name) SELECT g, E'new\\nline "q"' FROM generate_series(3001, 3004) g;
+                ALTER TABLE items ADD COLUMN extra int DEFAULT 1;
+                """ : """
+                UPDATE items SET name = E'changed,\\n"x"' WHERE id IN (3, 4, 5);
+                DELETE FROM items WHERE id IN (12, 13);
+                INSERT INTO items (id, name) SELECT g, 'new' FROM generate_series(4001, 4004) g;
+                ALTER TABLE items DROP COLUMN extra;
+                """)
+            Thread.sleep(forTimeInterval: 1.05)
+            let second = try setup.run(["export", "--dir", setup.directory + "/" + format, "items", "plain", "--format", format])
+            #expect(second.status == 0, "\(second)")
+            let a = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines), b = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let compared = try setup.run(["export", "compare", a, b, "--format", "json"])
+            #expect(compared.status == 0, "\(compared)")
+            let tables = (try parseJSON(compared.stdout) as? [String: Any])?["tables"] as? [[String: Any]] ?? []
+            let items = tables.first { $0["table"] as? String == "public.items" } ?? [:]
+            let plain = tables.first { $0["table"] as? String == "public.plain" } ?? [:]
+            #expect(items["added"] as? Int == 4 && items["deleted"] as? Int == 2 && items["modified"] as? Int == 3, "\(format): \(items)")
+            #expect((items["deletedKeys"] as? [String])?.count == 2, "\(items)")
+            #expect(format == "jsonl" ? items["columnsAdded"] as? [String] == ["extra"] : items["columnsRemoved"] as? [String] == ["extra"], "\(items)")
+            #expect(plain["added"] as? Int == 0 && plain["deleted"] as? Int == 0 && plain["modified"] as? Int == 0, "\(plain)")
+            let readable = try setup.run(["export", "compare", a, b])
+            #expect(readable.status == 0 && readable.stdout.contains("public.items"), "\(readable)")
+        }
+        let missing = try setup.run(["export", "compare", setup.directory, setup.directory])
+        #expect(missing.status != 0 && missing.stderr.contains("not a finished export"), "\(missing)")
+    }
 }

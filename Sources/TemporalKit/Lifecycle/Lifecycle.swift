@@ -248,6 +248,9 @@ public struct Lifecycle {
     /// Rows a batch aims at: small enough that a batch's transaction is
     /// short, large enough that the per-batch fsync does not dominate.
     public var rowsPerBatch: Int64 = 10_000
+    /// Seconds to wait after each committed batch, leaving the server's
+    /// CPU and disk to the application (pt-archiver's --sleep).
+    public var pauseBetweenBatches: Double = 0
 
     private func carryOut(_ start: PruneState, table: TableName, resumed: Bool) throws -> PruneResult {
         var state = start
@@ -270,6 +273,9 @@ public struct Lifecycle {
             state.rowsDeleted += deleted
             state.archiveBytes = bytes
             progress?(table, state.rowsDeleted)
+            if pauseBetweenBatches > 0 && state.nextPage < state.endPage && deleted > 0 {
+                Thread.sleep(forTimeInterval: pauseBetweenBatches)
+            }
             // The next range holds about rowsPerBatch old rows, if they lie as these did.
             if deleted > 0 {
                 span = max(1, min(1 << 20, (to - from) * rowsPerBatch / deleted))
