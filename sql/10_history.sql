@@ -127,7 +127,9 @@ BEGIN
             VALUES (vt.id, source.attname, source.attnum);
             IF journal THEN
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'add column',
-                    jsonb_build_object('column', source.attname, 'attnum', source.attnum, 'type', source.type));
+                    jsonb_build_object('column', source.attname, 'attnum', source.attnum, 'type', source.type)
+                    || (SELECT jsonb_build_object('not_null', a.attnotnull, 'has_default', a.atthasdef)
+                        FROM pg_attribute a WHERE a.attrelid = vt.table_oid AND a.attnum = source.attnum));
             END IF;
             changes := changes + 1;
             CONTINUE;

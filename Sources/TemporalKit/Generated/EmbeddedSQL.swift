@@ -565,7 +565,9 @@ BEGIN
             VALUES (vt.id, source.attname, source.attnum);
             IF journal THEN
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'ALTER TABLE', 'add column',
-                    jsonb_build_object('column', source.attname, 'attnum', source.attnum, 'type', source.type));
+                    jsonb_build_object('column', source.attname, 'attnum', source.attnum, 'type', source.type)
+                    || (SELECT jsonb_build_object('not_null', a.attnotnull, 'has_default', a.atthasdef)
+                        FROM pg_attribute a WHERE a.attrelid = vt.table_oid AND a.attnum = source.attnum));
             END IF;
             changes := changes + 1;
             CONTINUE;
@@ -1842,6 +1844,60 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning.on_sql_drop() IS
     'pg-temporal: event trigger that keeps history when a versioned table is dropped, and guards capture';
+
+-- The journal of schema changes as the ETL that feeds MongoDB reads it:
+-- each change classified like the impact matrix of our users' migration
+-- guide (seed 001): a new optional field is safe and automatic; a new
+-- required field (NOT NULL without a default) needs review and breaks
+-- writers that do not send it; a type change needs a migration of the
+-- documents; a rename or a drop breaks readers. Only versioned tables are
+-- journaled: a table that is not versioned is not covered.
+CREATE OR REPLACE FUNCTION temporal_versioning.schema_change_report(
+    schema_name text DEFAULT NULL, table_name text DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL)
+RETURNS TABLE (changed_at timestamptz, source_table text, change text, column_name text, from_type text, to_type text,
+               kind text, category text, mongodb text, api text, db_user text, tx_id bigint, details jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.changed_at, format('%I.%I', v.schema_name, v.table_name), s.change,
+           coalesce(s.details->>'column', CASE WHEN s.change = 'rename column' THEN s.details->>'to' END),
+           CASE s.change WHEN 'alter column type' THEN s.details->>'from' END,
+           CASE s.change WHEN 'alter column type' THEN s.details->>'to' WHEN 'add column' THEN s.details->>'type' END,
+           k.kind, k.category, k.mongodb, k.api, s.db_user, s.tx_id, s.details
+    FROM temporal_versioning.schema_changes s
+    JOIN temporal_versioning.versioned_tables v ON v.id = s.versioned_table_id
+    CROSS JOIN LATERAL (
+        SELECT CASE
+            WHEN s.change = 'add column' AND coalesce((s.details->>'not_null')::boolean, false)
+                 AND NOT coalesce((s.details->>'has_default')::boolean, false) THEN 'new required field'
+            WHEN s.change = 'add column' THEN 'new optional field'
+            WHEN s.change = 'alter column type' THEN 'type change'
+            WHEN s.change = 'rename column' THEN 'field rename'
+            WHEN s.change = 'drop column' THEN 'field drop'
+            WHEN s.change IN ('rename table', 'set schema') THEN 'collection rename'
+            WHEN s.change = 'enable versioning' THEN 'new table'
+            WHEN s.change = 'drop table' THEN 'table drop'
+            ELSE 'no change of shape' END AS kind) c
+    CROSS JOIN LATERAL (
+        SELECT c.kind,
+               CASE c.kind WHEN 'new optional field' THEN 'safe' WHEN 'new table' THEN 'safe'
+                           WHEN 'new required field' THEN 'review' WHEN 'type change' THEN 'migration'
+                           WHEN 'no change of shape' THEN 'none' ELSE 'breaking' END AS category,
+               CASE c.kind WHEN 'new optional field' THEN 'automatic' WHEN 'new table' THEN 'automatic'
+                           WHEN 'new required field' THEN 'review' WHEN 'type change' THEN 'migration'
+                           WHEN 'field rename' THEN 'migration' WHEN 'field drop' THEN 'migration'
+                           WHEN 'collection rename' THEN 'migration' WHEN 'table drop' THEN 'review' ELSE 'none' END AS mongodb,
+               CASE c.kind WHEN 'new optional field' THEN 'automatic' WHEN 'new table' THEN 'automatic'
+                           WHEN 'type change' THEN 'review' WHEN 'no change of shape' THEN 'none' ELSE 'breaking' END AS api) k
+    WHERE (schema_change_report.schema_name IS NULL OR v.schema_name = schema_change_report.schema_name)
+      AND (schema_change_report.table_name IS NULL OR v.table_name = schema_change_report.table_name)
+      AND (since IS NULL OR s.changed_at >= since)
+      AND (until IS NULL OR s.changed_at < until)
+    ORDER BY s.changed_at, s.id;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.schema_change_report(text, text, timestamptz, timestamptz) IS
+    'pg-temporal: the schema changes of versioned tables, classified by their impact on a MongoDB ETL (seed 001''s matrix)';
 
 DO $$
 BEGIN
