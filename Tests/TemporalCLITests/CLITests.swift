@@ -45,7 +45,7 @@ struct CLITests {
         #expect(table.stdout.contains("total_changes    | 3"), "\(table)")
 
         let csv = try temporal(["list", "--format", "csv"], database)
-        #expect(csv.stdout.split(separator: "\n").first == "schema_name,table_name,history_table,enabled,capture,key_columns,versioning_since,created_at,history_rows,history_bytes")
+        #expect(csv.stdout.split(separator: "\n").first == "schema_name,table_name,history_table,enabled,capture,key_columns,versioning_since,created_at,history_rows,history_bytes,history_floor,changes_7d")
 
         let disable = try temporal(["disable", "customers"], database)
         #expect(disable.stdout.contains("kept in temporal_versioning.customers_history"), "\(disable)")

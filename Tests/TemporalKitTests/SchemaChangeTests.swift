@@ -32,7 +32,7 @@ struct SchemaChangeTests {
         try connection.execute("UPDATE customers SET phone = '556' WHERE id = 1")
         #expect(try historyColumns(connection).last == "phone text")
         #expect(try historyLines(connection, columns: ["id", "phone"]) == ["U:1,555"])
-        #expect(try journal(connection) == [#"add column {"type": "text", "attnum": 5, "column": "phone"}"#])
+        #expect(try journal(connection) == [#"add column {"type": "text", "attnum": 5, "column": "phone", "not_null": false, "has_default": true}"#])
     }
 
     @Test("DROP COLUMN keeps the column's history; writes go on")
