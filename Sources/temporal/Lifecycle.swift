@@ -114,6 +114,11 @@ struct Prune: DatabaseCommand {
 
             Without --archive-dir, the table's retention policy's directory is used; to \
             delete without any archive say --no-archive.
+
+            A history partitioned by time (enable --partition-history) is pruned by whole \
+            partitions: those that end at or before --before (and before every running \
+            transaction began) are archived, detached and dropped, and the floor is the end of \
+            the last of them (--dry-run shows it).
             """)
 
     @OptionGroup var connection: ConnectionOptions
