@@ -244,7 +244,11 @@ BEGIN
     IF max_old IS NULL THEN
         RETURN NULL;
     END IF;
-    cutoff := coalesce(cutoff, max_old + 1);
+    -- Below the cutoff, every change is deleted unchecked. A transaction
+    -- still running got its xid at its first write, not at its start: it
+    -- may have an xid below the others' and have started after the floor.
+    -- So the cutoff is never above the oldest running transaction's xid.
+    cutoff := least(coalesce(cutoff, max_old + 1), txid_snapshot_xmin(txid_current_snapshot()));
     -- The last heap page holding an old change (found through the BRIN
     -- index on temporal_tx_id): the walk ends there.
     EXECUTE format('SELECT max((h.ctid::text::point)[0])::bigint + 1 FROM temporal_versioning.%I h'
@@ -587,6 +591,8 @@ BEGIN
         EXECUTE format('CREATE TABLE temporal_versioning.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', partition_name, history);
         EXECUTE format('ALTER TABLE temporal_versioning.%I ADD CONSTRAINT %I CHECK (temporal_at >= %L AND temporal_at < %L)',
                        partition_name, 'range', period_start, period_end);
+        -- Writers of this period wait (briefly) until its partition is attached.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', fallback);
         EXECUTE format('WITH moved AS (DELETE FROM %1$s d WHERE d.temporal_at >= %3$L AND d.temporal_at < %4$L RETURNING %2$s)'
                        ' INSERT INTO temporal_versioning.%5$I (%2$s) SELECT %2$s FROM moved',
                        fallback, columns, period_start, period_end, partition_name);

@@ -81,7 +81,7 @@ public struct ExportComparison: Sendable, Codable, Equatable {
         let beforePath = before.0 + "/" + before.2.filename, afterPath = after.0 + "/" + after.2.filename
         let columnsBefore = try columns(of: beforePath, format: before.1)
         let columnsAfter = try columns(of: afterPath, format: after.1)
-        let shared = Set(columnsBefore).intersection(columnsAfter).union(["_exact"])
+        let shared = Set(columnsBefore).intersection(columnsAfter)
         try spread(beforePath, format: before.1, key: key, shared: shared, into: scratch + "/a")
         try spread(afterPath, format: after.1, key: key, shared: shared, into: scratch + "/b")
         var table = Table(table: name, state: "compared", rowsBefore: before.2.count, rowsAfter: after.2.count,
@@ -154,7 +154,9 @@ public struct ExportComparison: Sendable, Codable, Equatable {
         var pending = [[UInt8]](repeating: [], count: buckets)
         let keyNames = key.map { Array($0.utf8) }
         let sharedNames = Set(shared.map { Array($0.utf8) })
+        let exactName = Array("_exact".utf8)
         var keyBytes: [[UInt8]?] = []
+        var exactKeys = [[UInt8]?](repeating: nil, count: keyNames.count)
         func emit(_ hash: RowHash) throws {
             var keyText: [UInt8] = []
             for (index, part) in keyBytes.enumerated() {
@@ -183,8 +185,22 @@ public struct ExportComparison: Sendable, Codable, Equatable {
                 var parts: [([UInt8], [UInt8])] = []
                 JSONRowScanner.fields(row) { name, value in
                     let nameBytes = Array(name)
+                    if nameBytes == exactName {
+                        // The exact text of rounded values: it counts for the shared
+                        // columns, and a key is matched on it.
+                        JSONRowScanner.fields(value) { column, text in
+                            let columnBytes = Array(column)
+                            if sharedNames.contains(columnBytes) { parts.append(([0] + columnBytes, Array(text))) }
+                            if let index = keyNames.firstIndex(of: columnBytes) { exactKeys[index] = Array(text) }
+                        }
+                        return
+                    }
                     if let index = keyNames.firstIndex(of: nameBytes) { keyBytes[index] = Array(value) }
                     if sharedNames.contains(nameBytes) { parts.append((nameBytes, Array(value))) }
+                }
+                for (index, exact) in exactKeys.enumerated() where exact != nil {
+                    keyBytes[index] = exact
+                    exactKeys[index] = nil
                 }
                 try emit(rowHash(parts))
                 return true

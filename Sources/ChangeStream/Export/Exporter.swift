@@ -105,7 +105,20 @@ public final class Exporter: @unchecked Sendable {
         }
         let coordinator = try Connection(conninfo: conninfo, applicationName: "temporal export")
         for setting in Self.sessionSettings { try coordinator.execute("SET \(setting)") }
+        // The tables (and, for --at, their histories) are locked against
+        // TRUNCATE, rewrites, DROP and partition drops, which are not MVCC-safe,
+        // before the snapshot is taken (as pg_dump does).
+        var locked = request.tables.map(\.qualified)
+        if request.at != nil {
+            locked += try coordinator.query("""
+                SELECT pg_catalog.format('temporal_versioning.%I', v.history_table)
+                FROM temporal_versioning.versioned_tables v
+                WHERE v.enabled AND v.table_oid OPERATOR(pg_catalog.=) ANY (
+                    SELECT pg_catalog.to_regclass(t)::pg_catalog.oid FROM pg_catalog.unnest($1::pg_catalog.text[]) t)
+                """, [request.tables.map(\.qualified)]).rows.compactMap { $0[0] }
+        }
         try coordinator.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try coordinator.execute("LOCK TABLE \(locked.joined(separator: ", ")) IN ACCESS SHARE MODE")
         let head = try coordinator.query("""
             SELECT pg_catalog.pg_export_snapshot(),
                    CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END::pg_catalog.text,

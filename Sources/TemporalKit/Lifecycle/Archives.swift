@@ -132,6 +132,18 @@ public struct Archives {
         }
         let table = try TableName.named(schema: manifest.schema, name: manifest.table, on: connection)
         return try connection.transaction {
+            // Not while a prune of the table runs: it could archive and drop
+            // rows this puts back (prunes hold the same lock).
+            if target == .history {
+                let locked = try connection.query("""
+                    SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pg-temporal prune'),
+                                                               (temporal_versioning.find_versioned_table($1, $2)).id)
+                    """, [table.schema, table.name]).scalar
+                guard locked == "t" else {
+                    throw PostgresError(kind: .server, sqlState: "55P03", message: "a prune of \(table.qualified) is running",
+                                        hint: "Restore once it is done.")
+                }
+            }
             let copy = try connection.query(
                 "SELECT temporal_versioning._archive_restore_prepare($1, $2, $3)",
                 [table.schema, table.name, manifest.columns]).scalar ?? ""

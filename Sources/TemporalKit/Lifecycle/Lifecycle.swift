@@ -317,6 +317,11 @@ public struct Lifecycle {
         var attempt = 0
         while true {
             attempt += 1
+            // Set once the batch's statements are done: an error after it
+            // came from COMMIT, which may have committed (the connection
+            // lost, say), so the archive is left as it is; the next run cuts
+            // it to the length the database recorded.
+            var committing = false
             do {
                 return try connection.transaction(repeatableRead: true) {
                     let statements = try connection.query(
@@ -338,15 +343,16 @@ public struct Lifecycle {
                     try connection.query(
                         "SELECT temporal_versioning._prune_progress($1::pg_catalog.int8, $2::pg_catalog.int8, $3::pg_catalog.int8, $4::pg_catalog.int8)",
                         [state.id, to, deleted, bytes])
+                    committing = true
                     return (deleted, bytes)
                 }
-            } catch let error as PostgresError {
+            } catch let error as PostgresError where !committing {
                 if let file = state.archiveFile {
                     try ArchiveFile.prepare(file, length: state.archiveBytes)
                 }
                 let retryable = error.sqlState == "40001" || error.sqlState == "40P01"
                 guard retryable, attempt < 5 else { throw error }
-            } catch {
+            } catch where !committing {
                 if let file = state.archiveFile {
                     try ArchiveFile.prepare(file, length: state.archiveBytes)
                 }
@@ -370,15 +376,17 @@ public struct Lifecycle {
                 try connection.query(record, [state.id, state.nextPage + 1, 0, state.archiveBytes])
                 return (0, state.archiveBytes)
             }
+            var committing = false
             do {
                 return try connection.transaction(repeatableRead: true) {
                     let bytes = try ArchiveFile.appendMember(file) { sink in
                         try connection.copyOutLines(copy) { try sink($0) }
                     }
                     try connection.query(record, [state.id, state.nextPage + 1, 0, bytes])
+                    committing = true
                     return (0, bytes)
                 }
-            } catch {
+            } catch where !committing {
                 try ArchiveFile.prepare(file, length: state.archiveBytes)
                 throw error
             }
