@@ -211,8 +211,9 @@ BEGIN
         EXECUTE format('DROP TABLE IF EXISTS temporal_versioning.%I', backfill.copy_table);
     END LOOP;
     DELETE FROM temporal_versioning.stream_backfills b WHERE b.slot_name = _backfill_forget.slot_name;
+    DELETE FROM temporal_versioning.stream_shapes s WHERE s.slot_name = _backfill_forget.slot_name;
 END
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._backfill_forget(name) IS
-    'pg-temporal (internal): forget the backfills of a dropped slot and drop their copies';
+    'pg-temporal (internal): forget the backfills (dropping their copies) and the table shapes of a dropped slot';

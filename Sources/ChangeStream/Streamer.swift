@@ -106,6 +106,7 @@ public final class Streamer {
         let start = try StreamAdmin(connection: catalog).checkReady(slot: configuration.slot, publication: configuration.publication)
         let builder = try EventBuilder(slot: configuration.slot, types: try TypeCatalog(connection: catalog),
                                        encoding: sink.encoding, spoolDirectory: configuration.spoolDirectory)
+        builder.shapeStore = try shapeStore(slot: configuration.slot)
 
         let replication = try ReplicationConnection(conninfo: configuration.conninfo)
         // pgoutput prints values with the walsender's settings; ValueDecoder reads these.
@@ -567,5 +568,35 @@ final class PositionReporter: @unchecked Sendable {
     func stopReporting() {
         mutex.withLock { running = false }
         finished.wait()
+    }
+}
+
+extension Streamer {
+    /// Where the stream keeps the table shapes it saw, for its schema events:
+    /// temporal_versioning.stream_shapes, on a connection of its own. Without
+    /// pg-temporal installed (or the rights to it), no schema events.
+    func shapeStore(slot: String) throws -> ((Relation, String, LSN, Int) throws -> [(String, String?, String?)]?)? {
+        let shapes = try Connection(conninfo: configuration.conninfo, applicationName: "temporal stream")
+        try shapes.pinSearchPath()
+        let usable = try shapes.query("""
+            SELECT pg_catalog.to_regprocedure('temporal_versioning._stream_shape(text, oid, text, text[], oid[], integer[], pg_lsn, integer)') IS NOT NULL
+               AND pg_catalog.has_function_privilege('temporal_versioning._stream_shape(text, oid, text, text[], oid[], integer[], pg_lsn, integer)', 'EXECUTE')
+            """).scalar == "t"
+        guard usable else {
+            logger.warning("schema events are off: pg-temporal's catalog is not installed in this database, or this role may not use it")
+            return nil
+        }
+        return { relation, name, lsn, position in
+            let json = try shapes.query("""
+                SELECT temporal_versioning._stream_shape($1, $2::pg_catalog.oid, $3, $4::pg_catalog.text[],
+                                                         $5::pg_catalog.text::pg_catalog.oid[], $6::pg_catalog.text::pg_catalog.int4[],
+                                                         $7::pg_catalog.pg_lsn, $8::pg_catalog.int4)::pg_catalog.text
+                """, [slot, Int64(relation.oid), name, relation.columns.map(\.name),
+                      "{" + relation.columns.map { String($0.typeOID) }.joined(separator: ",") + "}",
+                      "{" + relation.columns.map { String($0.typeModifier) }.joined(separator: ",") + "}",
+                      lsn.description, position]).scalar
+            guard let json, let array = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[Any]] else { return nil }
+            return array.map { ($0.first as? String ?? "", $0.count > 1 ? $0[1] as? String : nil, $0.count > 2 ? $0[2] as? String : nil) }
+        }
     }
 }

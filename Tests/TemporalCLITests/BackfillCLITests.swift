@@ -339,6 +339,51 @@ struct BackfillCLITests {
         #expect(try setup.db.value("SELECT string_agg(DISTINCT state, ',') FROM temporal_versioning.stream_backfills") == "done")
     }
 
+    @Test("a table's new shape is one schema event, just before the first change that has it, also when it changed while the stream was stopped")
+    func schemaEvents() throws {
+        let setup = try Setup(rows: 3)
+        try setup.db.execute("CREATE TABLE shapes (id int PRIMARY KEY, v int)")
+        let made = try setup.run(["stream", "setup", "--publication", "pub", "--slot", setup.slot, "shapes"])
+        #expect(made.status == 0, "\(made)")
+        try setup.db.execute("""
+            INSERT INTO shapes VALUES (1, 1);
+            ALTER TABLE shapes ADD COLUMN note text;
+            INSERT INTO shapes VALUES (2, 2, 'x');
+            ALTER TABLE shapes ALTER COLUMN v TYPE bigint;
+            UPDATE shapes SET v = 3 WHERE id = 1;
+            """)
+        let first = try setup.run(["stream", "run", "--publication", "pub", "--slot", setup.slot, "--output", setup.file.path,
+                                   "--end-lsn", try setup.currentLSN])
+        #expect(first.status == 0, "\(first)")
+        var events = try setup.events()
+        #expect(events.map { $0["operation"] as? String ?? "" } == ["insert", "schema", "insert", "schema", "update"])
+        let schemas = events.filter { $0["operation"] as? String == "schema" }
+        #expect(schemas.first?["entityType"] as? String == "public.shapes")
+        let added = (schemas.first?["changes"] as? [String: Any])?["note"] as? [String: Any]
+        #expect(added?["from"] is NSNull && added?["to"] as? String == "text", "\(schemas)")
+        let retyped = (schemas.last?["changes"] as? [String: Any])?["v"] as? [String: Any]
+        #expect(retyped?["from"] as? String == "integer" && retyped?["to"] as? String == "bigint", "\(schemas)")
+        #expect(events.map { $0["_id"] as! String } == events.map { $0["_id"] as! String }.sorted(), "schema events sort before the changes after them")
+
+        // Changed while no stream ran: the next run tells it before the first change.
+        try setup.db.execute("ALTER TABLE shapes DROP COLUMN note; INSERT INTO shapes VALUES (3, 3)")
+        let second = try setup.run(["stream", "run", "--publication", "pub", "--slot", setup.slot, "--output", setup.file.path,
+                                    "--end-lsn", try setup.currentLSN])
+        #expect(second.status == 0, "\(second)")
+        events = try setup.events()
+        #expect(events.suffix(2).map { $0["operation"] as? String ?? "" } == ["schema", "insert"], "\(events.suffix(3))")
+        let dropped = (events.suffix(2).first?["changes"] as? [String: Any])?["note"] as? [String: Any]
+        #expect(dropped?["from"] as? String == "text" && dropped?["to"] is NSNull)
+
+        // A third run with no change of shape writes no schema event.
+        try setup.db.execute("INSERT INTO shapes VALUES (4, 4)")
+        let third = try setup.run(["stream", "run", "--publication", "pub", "--slot", setup.slot, "--output", setup.file.path,
+                                   "--end-lsn", try setup.currentLSN])
+        #expect(third.status == 0, "\(third)")
+        #expect(try setup.events().suffix(1).map { $0["operation"] as? String ?? "" } == ["insert"])
+        #expect(try setup.events().filter { $0["operation"] as? String == "schema" }.count == 3)
+    }
+
     @Test("a partitioned table is snapshotted, backfilled and streamed as one table, through its root, writes into a partition too")
     func partitionedTable() throws {
         let setup = try Setup(rows: 10)

@@ -111,15 +111,20 @@ public final class EventBuilder {
     /// Whether a transaction has begun and not yet committed.
     public var inTransaction: Bool { transaction != nil }
 
+    /// Records a table's shape from a Relation message at a WAL position and
+    /// returns the changes of a schema event when it differs from the one
+    /// before: `[(column, from type, to type)]`. Nil: no schema events.
+    public var shapeStore: ((_ relation: Relation, _ qualifiedName: String, _ commitLSN: LSN, _ position: Int) throws -> [(String, String?, String?)]?)?
+
     /// Tables (as `format('%I.%I')` names them) whose changes are not written
     /// as events: a history backfill of `stream backfill` carries them. Each
     /// still takes its position, so the _ids of the others do not move.
     public var skipping: Set<String> = []
 
     /// Whether the change of `info` is skipped (its position taken).
-    private func skipped(_ info: RelationInfo) -> Bool {
+    private func skipped(_ info: RelationInfo, takingPosition: Bool = true) -> Bool {
         guard !skipping.isEmpty, skipping.contains(info.qualifiedName), let current = transaction else { return false }
-        current.position += 1
+        if takingPosition { current.position += 1 }
         return true
     }
 
@@ -174,10 +179,23 @@ public final class EventBuilder {
             try emit(.committed(commitLSN: current.commitLSN, endLSN: commit.endLSN))
         case let .relation(relation):
             types.forgetKey(relation.oid)
-            relations[relation.oid] = RelationInfo(
+            let info = RelationInfo(
                 relation: relation, key: try keyColumns(of: relation),
                 qualifiedName: types.qualifiedName(namespace: relation.namespace, name: relation.name),
                 plans: try relation.columns.map { try decoder.plan(for: $0.typeOID) })
+            relations[relation.oid] = info
+            // A new shape: one schema event, before the first change that has it.
+            // (Relation messages carry no WAL position of their own: the point
+            // is the transaction's commit LSN and the events before it there.)
+            if let current = transaction, !skipped(info, takingPosition: false), let store = shapeStore,
+               let changes = try store(relation, info.qualifiedName, current.commitLSN, current.position), !changes.isEmpty {
+                var document = EventDocument()
+                for (column, from, to) in changes {
+                    document.append(column, .document(EventDocument([("from", from.map(EventValue.string) ?? .null),
+                                                                     ("to", to.map(EventValue.string) ?? .null)])))
+                }
+                try emit(.event(event("schema", info, lsn: lsn, before: nil, after: nil, changes: document)))
+            }
         case .type, .origin, .streamStop, .streamStart, .streamCommit, .streamAbort:
             break
         case let .message(logical):

@@ -194,6 +194,26 @@ COMMENT ON TABLE temporal_versioning.versioned_partitions IS
 -- oldest first (its next_page and end_page then count steps: archive, then
 -- drop, for each).
 ALTER TABLE temporal_versioning.prunes ADD COLUMN partitions text[];
+
+-- The shapes a stream saw of each published table, at the point of the
+-- Relation message that showed each (its transaction's commit LSN and the
+-- events before it there): a stream writes a schema event when a table's
+-- shape differs from the one before, and, replaying the same WAL after a
+-- restart, writes it again at the same point (and nothing for a shape it knew).
+CREATE TABLE temporal_versioning.stream_shapes (
+    slot_name    name        NOT NULL,
+    relation_oid oid         NOT NULL,
+    lsn          pg_lsn      NOT NULL,
+    events_before integer    NOT NULL,
+    relation     text        NOT NULL,
+    columns      jsonb       NOT NULL,
+    previous     jsonb,
+    seen_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (slot_name, relation_oid, lsn, events_before)
+);
+
+COMMENT ON TABLE temporal_versioning.stream_shapes IS
+    'pg-temporal: the table shapes each change stream saw, for its schema events';
 """###),
     ]
 
@@ -3107,6 +3127,73 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning.set_change_context(text, text) IS
     'pg-temporal: set the user and changeset of the current transaction, for history and for change streaming';
+
+-- A stream saw a table's shape (a Relation message in the transaction that
+-- commits at `at`, after `events_before` of its events: the columns' names, type
+-- OIDs and type modifiers). Returns the schema
+-- event's changes, [[column, from type or null, to type or null], ...] in
+-- column order, when the shape differs from the one the stream saw before
+-- that point (or when this very point showed a change already: a
+-- replay after a restart); NULL otherwise. A column renamed shows as one
+-- dropped and one added: pgoutput sends names, not identities.
+CREATE OR REPLACE FUNCTION temporal_versioning._stream_shape(
+    slot text, relation_oid oid, relation text, names text[], types oid[], typmods integer[], at pg_lsn, events_before integer)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    shape jsonb;
+    known temporal_versioning.stream_shapes;
+    earlier temporal_versioning.stream_shapes;
+    changes jsonb;
+BEGIN
+    SELECT jsonb_agg(jsonb_build_array(u.name, format_type(u.type, CASE WHEN u.typmod >= 0 THEN u.typmod END)) ORDER BY u.i)
+      INTO shape
+      FROM unnest(names, types, typmods) WITH ORDINALITY AS u(name, type, typmod, i);
+    shape := coalesce(shape, '[]');
+    SELECT * INTO known FROM temporal_versioning.stream_shapes s
+    WHERE s.slot_name = _stream_shape.slot AND s.relation_oid = _stream_shape.relation_oid
+      AND s.lsn = at AND s.events_before = _stream_shape.events_before;
+    IF known.lsn IS NOT NULL THEN
+        RETURN temporal_versioning._stream_shape_changes(known.previous, known.columns);
+    END IF;
+    SELECT * INTO earlier FROM temporal_versioning.stream_shapes s
+    WHERE s.slot_name = _stream_shape.slot AND s.relation_oid = _stream_shape.relation_oid
+      AND (s.lsn, s.events_before) < (at, _stream_shape.events_before)
+    ORDER BY s.lsn DESC, s.events_before DESC LIMIT 1;
+    IF earlier.lsn IS NOT NULL AND earlier.columns = shape THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO temporal_versioning.stream_shapes (slot_name, relation_oid, lsn, events_before, relation, columns, previous)
+    VALUES (slot, relation_oid, at, _stream_shape.events_before, relation, shape, earlier.columns);
+    RETURN temporal_versioning._stream_shape_changes(earlier.columns, shape);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._stream_shape(text, oid, text, text[], oid[], integer[], pg_lsn, integer) IS
+    'pg-temporal (internal): records a table shape a stream saw and returns the changes of a schema event, if any';
+
+-- The columns added, dropped or retyped from one shape to the next, or NULL
+-- when there is no earlier shape or nothing changed.
+CREATE OR REPLACE FUNCTION temporal_versioning._stream_shape_changes(earlier jsonb, later jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN earlier IS NULL THEN NULL ELSE (
+        SELECT jsonb_agg(jsonb_build_array(c.name, o.value->1, n.value->1) ORDER BY coalesce(n.i, 1000000 + o.i))
+        FROM (SELECT e.value->>0 AS name FROM jsonb_array_elements(earlier) e
+              UNION SELECT e.value->>0 FROM jsonb_array_elements(later) e) c
+        LEFT JOIN LATERAL (SELECT e.value, e.i FROM jsonb_array_elements(earlier) WITH ORDINALITY AS e(value, i)
+                           WHERE e.value->>0 = c.name) o ON true
+        LEFT JOIN LATERAL (SELECT e.value, e.i FROM jsonb_array_elements(later) WITH ORDINALITY AS e(value, i)
+                           WHERE e.value->>0 = c.name) n ON true
+        WHERE o.value IS NULL OR n.value IS NULL OR o.value->1 <> n.value->1) END;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._stream_shape_changes(jsonb, jsonb) IS
+    'pg-temporal (internal): the columns added, dropped or retyped between two table shapes';
 """###),
         SQLFile(name: "61_backfill.sql", text: ###"""
 -- Backfills of change streams: what existed at a slot's consistent point
@@ -3322,11 +3409,12 @@ BEGIN
         EXECUTE format('DROP TABLE IF EXISTS temporal_versioning.%I', backfill.copy_table);
     END LOOP;
     DELETE FROM temporal_versioning.stream_backfills b WHERE b.slot_name = _backfill_forget.slot_name;
+    DELETE FROM temporal_versioning.stream_shapes s WHERE s.slot_name = _backfill_forget.slot_name;
 END
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._backfill_forget(name) IS
-    'pg-temporal (internal): forget the backfills of a dropped slot and drop their copies';
+    'pg-temporal (internal): forget the backfills (dropping their copies) and the table shapes of a dropped slot';
 """###),
         SQLFile(name: "70_lifecycle.sql", text: ###"""
 -- The lifecycle of history: retention policies, prunes and their archives.
