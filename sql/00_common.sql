@@ -19,6 +19,19 @@ DROP FUNCTION IF EXISTS temporal_versioning.apply_revert_plan(temporal_versionin
 DROP FUNCTION IF EXISTS temporal_versioning.run_revert(integer[], regclass[], text);
 DROP FUNCTION IF EXISTS temporal_versioning.revert_transactions(bigint[], text, boolean, text, text);
 
+-- The name of a versioned table's capture trigger function, from its
+-- history table's: the one place that builds it.
+CREATE OR REPLACE FUNCTION temporal_versioning._capture_function_name(history_table name)
+RETURNS name
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (history_table || '_capture')::name;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._capture_function_name(name) IS
+    'pg-temporal (internal): the name of the capture trigger function of a history table';
+
 -- The history table of a versioned table.
 CREATE OR REPLACE FUNCTION temporal_versioning._history_relation(vt temporal_versioning.versioned_tables)
 RETURNS regclass

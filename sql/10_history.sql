@@ -346,7 +346,7 @@ BEGIN
 END
 $capture$
 $fn$,
-        vt.history_table || '_capture',
+        temporal_versioning._capture_function_name(vt.history_table),
         vt.id,
         vt.history_table,
         column_list,
@@ -362,9 +362,9 @@ $fn$,
 
     -- Default privileges in a schema cannot take back the EXECUTE every
     -- function grants PUBLIC, so each generated function revokes it itself.
-    EXECUTE format('REVOKE ALL ON FUNCTION temporal_versioning.%I() FROM PUBLIC', vt.history_table || '_capture');
+    EXECUTE format('REVOKE ALL ON FUNCTION temporal_versioning.%I() FROM PUBLIC', temporal_versioning._capture_function_name(vt.history_table));
     EXECUTE format('COMMENT ON FUNCTION temporal_versioning.%I() IS %L',
-                   vt.history_table || '_capture',
+                   temporal_versioning._capture_function_name(vt.history_table),
                    format('pg-temporal: captures every change of %I.%I into temporal_versioning.%I',
                           vt.schema_name, vt.table_name, vt.history_table));
 END

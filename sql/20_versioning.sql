@@ -36,7 +36,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT ARRAY[to_regprocedure('temporal_versioning._emit_change_context()')]
-           || array_fill(to_regprocedure(format('temporal_versioning.%I()', v.history_table || '_capture')), ARRAY[4])
+           || array_fill(to_regprocedure(format('temporal_versioning.%I()', temporal_versioning._capture_function_name(v.history_table))), ARRAY[4])
     FROM temporal_versioning.versioned_tables v
     WHERE v.table_oid = coalesce(pg_partition_root(_capture_trigger_functions.table_oid), _capture_trigger_functions.table_oid);
 $$;
@@ -97,7 +97,7 @@ DECLARE
     i integer;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
-    capture := format('temporal_versioning.%I()', vt.history_table || '_capture');
+    capture := format('temporal_versioning.%I()', temporal_versioning._capture_function_name(vt.history_table));
     -- Tells the schema-change event trigger to judge the triggers once all are there.
     UPDATE temporal_versioning.versioned_tables v
        SET options = v.options || jsonb_build_object('creating_triggers_in', txid_current()::text)
@@ -427,7 +427,7 @@ BEGIN
                        WHERE p.versioned_table_id = vt.id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.relid)) tree);
     END IF;
     DELETE FROM temporal_versioning.versioned_partitions p WHERE p.versioned_table_id = vt.id;
-    EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
+    EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', temporal_versioning._capture_function_name(vt.history_table));
 
     IF drop_history THEN
         EXECUTE format('DROP TABLE IF EXISTS temporal_versioning.%I', vt.history_table);

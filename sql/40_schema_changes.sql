@@ -194,7 +194,7 @@ BEGIN
                 UPDATE temporal_versioning.versioned_tables v
                    SET enabled = false, table_oid = NULL, disabled_at = now()
                  WHERE v.id = vt.id;
-                EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
+                EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', temporal_versioning._capture_function_name(vt.history_table));
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'DROP TABLE', 'drop table',
                     jsonb_build_object('history_kept_in', format('temporal_versioning.%I', vt.history_table)));
                 CONTINUE;

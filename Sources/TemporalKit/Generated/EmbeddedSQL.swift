@@ -240,6 +240,19 @@ DROP FUNCTION IF EXISTS temporal_versioning.apply_revert_plan(temporal_versionin
 DROP FUNCTION IF EXISTS temporal_versioning.run_revert(integer[], regclass[], text);
 DROP FUNCTION IF EXISTS temporal_versioning.revert_transactions(bigint[], text, boolean, text, text);
 
+-- The name of a versioned table's capture trigger function, from its
+-- history table's: the one place that builds it.
+CREATE OR REPLACE FUNCTION temporal_versioning._capture_function_name(history_table name)
+RETURNS name
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (history_table || '_capture')::name;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._capture_function_name(name) IS
+    'pg-temporal (internal): the name of the capture trigger function of a history table';
+
 -- The history table of a versioned table.
 CREATE OR REPLACE FUNCTION temporal_versioning._history_relation(vt temporal_versioning.versioned_tables)
 RETURNS regclass
@@ -804,7 +817,7 @@ BEGIN
 END
 $capture$
 $fn$,
-        vt.history_table || '_capture',
+        temporal_versioning._capture_function_name(vt.history_table),
         vt.id,
         vt.history_table,
         column_list,
@@ -820,9 +833,9 @@ $fn$,
 
     -- Default privileges in a schema cannot take back the EXECUTE every
     -- function grants PUBLIC, so each generated function revokes it itself.
-    EXECUTE format('REVOKE ALL ON FUNCTION temporal_versioning.%I() FROM PUBLIC', vt.history_table || '_capture');
+    EXECUTE format('REVOKE ALL ON FUNCTION temporal_versioning.%I() FROM PUBLIC', temporal_versioning._capture_function_name(vt.history_table));
     EXECUTE format('COMMENT ON FUNCTION temporal_versioning.%I() IS %L',
-                   vt.history_table || '_capture',
+                   temporal_versioning._capture_function_name(vt.history_table),
                    format('pg-temporal: captures every change of %I.%I into temporal_versioning.%I',
                           vt.schema_name, vt.table_name, vt.history_table));
 END
@@ -870,7 +883,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT ARRAY[to_regprocedure('temporal_versioning._emit_change_context()')]
-           || array_fill(to_regprocedure(format('temporal_versioning.%I()', v.history_table || '_capture')), ARRAY[4])
+           || array_fill(to_regprocedure(format('temporal_versioning.%I()', temporal_versioning._capture_function_name(v.history_table))), ARRAY[4])
     FROM temporal_versioning.versioned_tables v
     WHERE v.table_oid = coalesce(pg_partition_root(_capture_trigger_functions.table_oid), _capture_trigger_functions.table_oid);
 $$;
@@ -931,7 +944,7 @@ DECLARE
     i integer;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
-    capture := format('temporal_versioning.%I()', vt.history_table || '_capture');
+    capture := format('temporal_versioning.%I()', temporal_versioning._capture_function_name(vt.history_table));
     -- Tells the schema-change event trigger to judge the triggers once all are there.
     UPDATE temporal_versioning.versioned_tables v
        SET options = v.options || jsonb_build_object('creating_triggers_in', txid_current()::text)
@@ -1261,7 +1274,7 @@ BEGIN
                        WHERE p.versioned_table_id = vt.id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.relid)) tree);
     END IF;
     DELETE FROM temporal_versioning.versioned_partitions p WHERE p.versioned_table_id = vt.id;
-    EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
+    EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', temporal_versioning._capture_function_name(vt.history_table));
 
     IF drop_history THEN
         EXECUTE format('DROP TABLE IF EXISTS temporal_versioning.%I', vt.history_table);
@@ -1827,7 +1840,7 @@ BEGIN
                 UPDATE temporal_versioning.versioned_tables v
                    SET enabled = false, table_oid = NULL, disabled_at = now()
                  WHERE v.id = vt.id;
-                EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', vt.history_table || '_capture');
+                EXECUTE format('DROP FUNCTION IF EXISTS temporal_versioning.%I()', temporal_versioning._capture_function_name(vt.history_table));
                 PERFORM temporal_versioning.record_schema_change(vt.id, 'DROP TABLE', 'drop table',
                     jsonb_build_object('history_kept_in', format('temporal_versioning.%I', vt.history_table)));
                 CONTINUE;
