@@ -254,14 +254,17 @@ BEGIN
     EXECUTE format('SELECT max((h.ctid::text::point)[0])::bigint + 1 FROM temporal_versioning.%I h'
                    ' WHERE h.temporal_tx_id <= $1', vt.history_table)
         INTO last_page USING max_old;
+    -- Nothing older than the floor: the floor stays where it is (moving it
+    -- would refuse instants nothing was pruned from, and leave a gap no
+    -- archive covers).
     IF last_page IS NULL THEN
-        IF vt.history_floor IS NULL OR vt.history_floor < _prune_start.floor THEN
-            UPDATE temporal_versioning.versioned_tables v SET history_floor = _prune_start.floor WHERE v.id = vt.id;
-        END IF;
         RETURN NULL;
     END IF;
 
-    start := least(coalesce(vt.history_floor, vt.created_at), _prune_start.floor);
+    -- The archive's range starts at the oldest change it can hold (rows put
+    -- back below the floor by a restore included).
+    start := least(coalesce(vt.history_floor, vt.created_at), _prune_start.floor,
+                   (SELECT min(t.valid_from) FROM temporal_versioning.transactions t WHERE t.tx_id <= max_old));
     columns := ARRAY(SELECT a.attname::text FROM pg_attribute a
                      WHERE a.attrelid = temporal_versioning._history_relation(vt) AND a.attnum > 0 AND NOT a.attisdropped
                      ORDER BY a.attnum) || temporal_versioning._archive_transaction_columns();
@@ -483,7 +486,9 @@ BEGIN
                    ' WHERE NOT EXISTS (SELECT 1 FROM %s h WHERE h.temporal_id = r.c%s) ORDER BY r.c%s',
                    history, targets, sources, history, array_position(columns, 'temporal_id'), array_position(columns, 'temporal_id'));
     GET DIAGNOSTICS restored = ROW_COUNT;
-    IF vt.history_floor IS NOT NULL AND vt.history_floor = range_end THEN
+    -- The archive reaches the floor (prunes chain: each starts where the one
+    -- before ended), so the floor goes back to its start.
+    IF vt.history_floor IS NOT NULL AND range_end >= vt.history_floor AND range_start < vt.history_floor THEN
         UPDATE temporal_versioning.versioned_tables v
         SET history_floor = CASE WHEN range_start <= v.versioning_since THEN NULL ELSE range_start END
         WHERE v.id = vt.id;

@@ -47,7 +47,10 @@ struct RetentionSet: DatabaseCommand {
 
     func validate() throws {
         try connection.refuseWritesIfReadOnly("retention set")
-        guard (archiveDir != nil) != noArchive else {
+        if archiveDir != nil && noArchive {
+            throw ValidationError("give --archive-dir or --no-archive, not both.")
+        }
+        guard archiveDir != nil || noArchive else {
             throw ValidationError("give --archive-dir DIR to keep pruned changes in archives, or --no-archive to delete them.")
         }
     }
@@ -184,7 +187,18 @@ struct Prune: DatabaseCommand {
         let results = try lifecycle.prune(name, before: floor, archive: archive)
         if output.format == .table && !results.isEmpty { writeStandardError("\n") }
         if results.isEmpty {
-            printError("\(name) has no changes before \(floor); its floor is \(floor) or later")
+            let state = try database.query("""
+                SELECT v.history_floor::pg_catalog.text, v.options OPERATOR(pg_catalog.->>) 'partition_history'
+                FROM temporal_versioning.versioned_tables v
+                WHERE v.id OPERATOR(pg_catalog.=) (temporal_versioning.find_versioned_table($1, $2)).id
+                """, [name.schema, name.name]).rows.first
+            let current = state?[0].map { "its floor is \($0)" } ?? "it has no floor"
+            if let period = state?[1] ?? nil {
+                printError("nothing to prune in \(name) before \(floor) (\(current)): its history is partitioned \(period), and a prune drops only whole partitions that end by then and before every running transaction began")
+            } else {
+                printError("nothing to prune in \(name) before \(floor): no change is older (\(current))")
+            }
+            if output.format == .table { return }
         }
         renderer.print(LifecycleTables.prunes(results))
     }
@@ -212,6 +226,8 @@ struct Maintain: DatabaseCommand {
     func run(on database: Connection) throws {
         try database.query("SET TimeZone = 'UTC'")
         let results = try Lifecycle(connection: database).maintain()
+        // Nothing due prints nothing (cron mails what a job prints), but for programs.
+        if results.isEmpty && output.format == .table { return }
         Renderer(format: output.format).print(LifecycleTables.prunes(results))
     }
 }
@@ -280,7 +296,10 @@ struct ArchiveRestore: DatabaseCommand {
     var into: String?
 
     func validate() throws {
-        guard intoHistory != (into != nil) else {
+        if intoHistory && into != nil {
+            throw ValidationError("give --into-history or --into SCHEMA.TABLE, not both.")
+        }
+        guard intoHistory || into != nil else {
             throw ValidationError("give --into-history or --into SCHEMA.TABLE.")
         }
         try connection.refuseWritesIfReadOnly("archive restore")

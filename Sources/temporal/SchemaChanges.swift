@@ -8,11 +8,11 @@ struct SchemaChanges: DatabaseCommand {
         commandName: "schema-changes",
         abstract: "Report the schema changes of versioned tables, classified for the ETL into MongoDB.",
         discussion: """
-            Reads the journal the event triggers keep (temporal_versioning.schema_changes) and \\
-            classifies each change like the impact matrix of the migration guide: a new optional \\
-            field (safe, automatic), a new required field (NOT NULL without a default: review), \\
-            a type change (migration), a field rename or drop (breaking), a new table, a table \\
-            renamed or dropped. Only versioned tables are journaled: a table that is not \\
+            Reads the journal the event triggers keep (temporal_versioning.schema_changes) and \
+            classifies each change like the impact matrix of the migration guide: a new optional \
+            field (safe, automatic), a new required field (NOT NULL without a default: review), \
+            a type change (migration), a field rename or drop (breaking), a new table, a table \
+            renamed or dropped. Only versioned tables are journaled: a table that is not \
             versioned is not in this report.
 
               temporal schema-changes --since '2026-06-01'
@@ -53,8 +53,8 @@ struct Schema: DatabaseCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a table's current shape as a MongoDB $jsonSchema validator.",
         discussion: """
-            Each column's BSON type is the one change events and exports write for it (int8 \\
-            to long, numeric to decimal, timestamptz to date, jsonb to any JSON value, arrays to \\
+            Each column's BSON type is the one change events and exports write for it (int8 \
+            to long, numeric to decimal, timestamptz to date, jsonb to any JSON value, arrays to \
             array); NOT NULL columns are required, the others may be null.
 
               temporal schema public.users --json-schema

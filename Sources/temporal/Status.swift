@@ -23,7 +23,7 @@ struct Status: DatabaseCommand {
     @Argument(help: "The table (a dropped table's kept history is found by its last name).")
     var table: String
 
-    @Option(help: ArgumentHelp("Warn when the history is larger than this (PostgreSQL's size units: 500MB, 10GB).", valueName: "size"))
+    @Option(help: ArgumentHelp("Warn, and exit 1, when the history is larger than this (PostgreSQL's size units: 500MB, 10GB).", valueName: "size"))
     var warnSize: String?
 
     func run(on database: Connection) throws {
@@ -35,7 +35,9 @@ struct Status: DatabaseCommand {
         if let threshold, let limit = Int64(threshold), let bytes = status.first?["history_bytes"].flatMap({ Int64($0) }), bytes > limit {
             let pretty = try database.query("SELECT pg_catalog.pg_size_pretty($1::pg_catalog.int8)", [bytes]).scalar ?? "\(bytes) bytes"
             printError("WARNING:  the history of \(name) is \(pretty), over --warn-size \(warnSize!)")
-            printError("HINT:  Keep less of it: temporal retention set \(name) --keep 90d --archive-dir DIR, then temporal maintain.")
+            printError("HINT:  Keep less of it (temporal retention set \(name) --keep ... --archive-dir DIR, then temporal maintain), or prune it (temporal prune).")
+            // For monitoring: the record is printed, and the exit status says it is over.
+            throw ExitCode(1)
         }
     }
 }

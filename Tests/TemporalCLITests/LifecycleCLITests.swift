@@ -191,7 +191,7 @@ struct LifecycleCLITests {
 
         // status shows the floor and the last week's growth, and warns past --warn-size.
         let status = try setup.run(["status", "events", "--format", "json", "--warn-size", "1kB"])
-        #expect(status.status == 0, "\(status)")
+        #expect(status.status == 1, "over --warn-size: exit 1, for monitoring: \(status)")
         let record = try parseJSON(status.stdout) as? [String: Any] ?? [:]
         #expect(record["history_floor"] as? String != nil && record["changes_7d"] as? Int == 300, "\(status)")
         let growth = record["growth_7d"] as? [[String: Any]] ?? []

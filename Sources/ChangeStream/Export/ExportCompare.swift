@@ -55,6 +55,10 @@ public struct ExportComparison: Sendable, Codable, Equatable {
     }
 
     static func summary(_ directory: String) throws -> ExportSummary {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw PostgresError(kind: .server, sqlState: "58P01", message: "export directory \"\(directory)\" does not exist")
+        }
         let path = directory + "/" + ExportSummary.filename
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PostgresError(kind: .server, sqlState: "58P01",

@@ -147,7 +147,7 @@ public final class Exporter: @unchecked Sendable {
             plans.append(plan)
         }
         let path = Lifecycle.absolutePath(request.directory) + "/" + name
-        try Self.makeExportDirectory(path)
+        try Self.makeExportDirectory(path, at: request.at != nil)
 
         let queue = WorkQueue(plans.sorted { $0.table.qualified < $1.table.qualified })
         let results = Locked<[String: ExportSummary.Table]>([:])
@@ -252,7 +252,7 @@ public final class Exporter: @unchecked Sendable {
         return elements.compactMap { if case let .text(text) = $0 { return text } else { return nil } }
     }
 
-    static func makeExportDirectory(_ path: String) throws {
+    static func makeExportDirectory(_ path: String, at: Bool) throws {
         let parent = (path as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
@@ -265,7 +265,8 @@ public final class Exporter: @unchecked Sendable {
                 throw PostgresError(
                     kind: .server, sqlState: "58030", message: "export directory \"\(path)\" exists already",
                     detail: "An export never overwrites another; directories are named by the instant exported, to the second.",
-                    hint: "Wait a second, or export into another --dir.")
+                    hint: at ? "Move the earlier export of that instant away, or export into another --dir."
+                             : "Wait a second, or export into another --dir.")
             }
             throw PostgresError(kind: .server, sqlState: "58030", message: "could not create export directory \"\(path)\": \(reason)")
         }

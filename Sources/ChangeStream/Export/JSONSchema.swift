@@ -25,10 +25,11 @@ public enum JSONSchema {
             properties.append("\(JSON.string(name)): {\(parts.joined(separator: ", "))}")
             if notNull { required.append(JSON.string(name)) }
         }
+        // MongoDB refuses an empty "required".
+        let requiredPart = required.isEmpty ? "" : "\"required\": [\(required.joined(separator: ", "))], "
         return """
             {"$jsonSchema": {"bsonType": "object", "title": \(JSON.string(table.qualified)), \
-            "required": [\(required.joined(separator: ", "))], \
-            "properties": {\(properties.joined(separator: ", "))}}}
+            \(requiredPart)"properties": {\(properties.joined(separator: ", "))}}}
             """
     }
 
