@@ -71,6 +71,15 @@ public struct StreamAdmin {
         }
     }
 
+    /// The tables a publication holds, as `schema.table` (unquoted), in name order.
+    /// Partitions of a partitioned table published through its root are not listed.
+    public func publishedTables(_ publication: String) throws -> [String] {
+        try requirePublication(publication)
+        return try connection.query(
+            "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
+            [publication]).rows.compactMap { $0[0] }
+    }
+
     public struct SetupReport: Sendable {
         public var createdPublication: Bool
         public var slotPosition: LSN

@@ -62,6 +62,21 @@ struct StreamRun: ParsableCommand {
     @Option(help: "MongoDB collection.")
     var collection: String = "changeEvents"
 
+    @Option(name: .customLong("shape"), help: ArgumentHelp(
+        "What to write into MongoDB (repeat for several): events (one document per change, the default), current (one document per row, in a collection named after the table), history (<collection>History, one document per version), embedded (current, with the last versions in _history).",
+        valueName: "shape"))
+    var shapes: [String] = []
+
+    @Option(name: .customLong("collection-map"), help: ArgumentHelp(
+        "The current-state collection of a table, instead of its name in camelCase (repeatable).", valueName: "schema.table=collection"))
+    var collectionMap: [String] = []
+
+    @Flag(help: "With --shape current: keep a deleted row's document, with deletedAt.")
+    var softDelete = false
+
+    @Option(help: ArgumentHelp("With --shape embedded: the versions each document keeps (1-1000).", valueName: "n"))
+    var embedLast: Int = 20
+
     @Option(help: "MongoDB write concern: majority, or a number of nodes (always journaled).")
     var writeConcern: String = "majority"
 
@@ -90,9 +105,39 @@ struct StreamRun: ParsableCommand {
         if mongodb != nil && database == nil { throw ValidationError("--mongodb needs --database, such as --database audit.") }
         if let endLSN, LSN(endLSN) == nil { throw ValidationError("--end-lsn takes a WAL position such as 0/5A000000.") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1.") }
+        if mongodb == nil && (!shapes.isEmpty || !collectionMap.isEmpty || softDelete) {
+            throw ValidationError("--shape, --collection-map and --soft-delete write into MongoDB: add --mongodb URI --database NAME.")
+        }
+        _ = try shapeOptions()
         if writeConcern != "majority" && Int(writeConcern).map({ $0 < 1 }) ?? true {
             throw ValidationError("--write-concern is majority or a number of nodes, such as 1.")
         }
+    }
+
+    /// The shapes the options ask for.
+    func shapeOptions() throws -> ShapeOptions {
+        var options = ShapeOptions()
+        options.eventsCollection = collection
+        if !shapes.isEmpty {
+            options.shapes = []
+            for name in shapes {
+                guard let shape = Shape(rawValue: name) else {
+                    throw ValidationError("unknown shape \(name): the shapes are \(Shape.allCases.map(\.rawValue).joined(separator: ", ")).")
+                }
+                options.shapes.insert(shape)
+            }
+        }
+        do {
+            for mapping in collectionMap { try options.addMapping(mapping) }
+        } catch let error as ShapeError {
+            throw ValidationError(error.description + ".")
+        }
+        options.softDelete = softDelete
+        options.embedLast = embedLast
+        if !ShapeOptions.embedLastRange.contains(embedLast) {
+            throw ValidationError("--embed-last must be between 1 and 1000, not \(embedLast): each document keeps that many versions, and MongoDB limits a document to 16 MB.")
+        }
+        return options
     }
 
     func run() throws {
@@ -102,8 +147,12 @@ struct StreamRun: ParsableCommand {
             if let metricsPort { _ = try MetricsServer(port: metricsPort) }
             let sink: EventSink
             if let mongodb, let database {
-                let mongo = try MongoSink(uri: mongodb, database: database, collection: collection, writeConcern: writeConcern)
+                let options = try shapeOptions()
+                let published = try StreamAdmin(connection: try connection.connect()).publishedTables(publication)
+                try options.validate(publishedTables: published)
+                let mongo = try MongoSink(uri: mongodb, database: database, options: options, writeConcern: writeConcern)
                 try mongo.ping()
+                try mongo.register(slot: slot, publication: publication)
                 sink = mongo
             } else if let output {
                 sink = try JSONLinesSink(path: output)
@@ -150,6 +199,9 @@ struct StreamRun: ParsableCommand {
             throw ExitCode(1)
         } catch let error as ProtocolError {
             printError("ERROR:  replication stream: \(error)")
+            throw ExitCode(1)
+        } catch let error as ShapeError {
+            printError("ERROR:  \(error)")
             throw ExitCode(1)
         } catch let error as MetricsServerError {
             printError("ERROR:  \(error)")

@@ -98,3 +98,47 @@ public struct ChangeEvent: Sendable {
         ExtendedJSON.appendInteger(Int64(position), to: &output)
     }
 }
+
+/// The fields of a change event, named once: the event builders write them,
+/// the MongoDB shapes and `verify` read them.
+public enum EventField {
+    public static let id = "_id"
+    public static let entityType = "entityType"
+    public static let entityId = "entityId"
+    public static let changesetId = "changesetId"
+    public static let txId = "txId"
+    public static let timestamp = "timestamp"
+    public static let userId = "userId"
+    public static let operation = "operation"
+    public static let changes = "changes"
+    public static let before = "before"
+    public static let after = "after"
+    public static let metadata = "metadata"
+}
+
+extension ChangeEvent {
+    /// The table, as `format('%I.%I')` names it.
+    public var entityType: String? { document.string(EventField.entityType) }
+    public var entityId: EventValue { document[EventField.entityId] ?? .null }
+    /// insert, update, delete, truncate, snapshot or schema.
+    public var operation: String? { document.string(EventField.operation) }
+    public var before: EventDocument? { document.subdocument(EventField.before) }
+    public var after: EventDocument? { document.subdocument(EventField.after) }
+    public var changes: EventValue { document[EventField.changes] ?? .null }
+    public var timestamp: EventValue { document[EventField.timestamp] ?? .null }
+    public var userId: EventValue { document[EventField.userId] ?? .null }
+    public var changesetId: EventValue { document[EventField.changesetId] ?? .null }
+    public var txId: EventValue { document[EventField.txId] ?? .null }
+}
+
+extension EventDocument {
+    func string(_ key: String) -> String? {
+        if case let .string(text)? = self[key] { return text }
+        return nil
+    }
+
+    func subdocument(_ key: String) -> EventDocument? {
+        if case let .document(document)? = self[key] { return document }
+        return nil
+    }
+}

@@ -342,7 +342,7 @@ public final class EventBuilder {
         var metadata = EventDocument([
             ("lsn", .string(lsn.description)),
             ("commitLsn", .string(current.commitLSNText)),
-            ("txId", .int64(Int64(current.xid))),
+            (EventField.txId, .int64(Int64(current.xid))),
             ("slot", .string(slot)),
             ("table", .string(info.qualifiedName)),
         ])
@@ -352,18 +352,18 @@ public final class EventBuilder {
 
         let id = ChangeEvent.id(prefix: current.idPrefix, position: position)
         let document = EventDocument([
-            ("_id", .string(id)),
-            ("entityType", .string(info.qualifiedName)),
-            ("entityId", entityID),
-            ("changesetId", .string(current.changesetID ?? current.xidText)),
-            ("txId", .int64(Int64(current.xid))),
-            ("timestamp", .date(current.commitMilliseconds)),
-            ("userId", current.userID.map(EventValue.string) ?? .null),
-            ("operation", .string(operation)),
-            ("changes", changes.map(EventValue.document) ?? .null),
-            ("before", before.map { .document($0.document) } ?? .null),
-            ("after", after.map { .document($0.document) } ?? .null),
-            ("metadata", .document(metadata)),
+            (EventField.id, .string(id)),
+            (EventField.entityType, .string(info.qualifiedName)),
+            (EventField.entityId, entityID),
+            (EventField.changesetId, .string(current.changesetID ?? current.xidText)),
+            (EventField.txId, .int64(Int64(current.xid))),
+            (EventField.timestamp, .date(current.commitMilliseconds)),
+            (EventField.userId, current.userID.map(EventValue.string) ?? .null),
+            (EventField.operation, .string(operation)),
+            (EventField.changes, changes.map(EventValue.document) ?? .null),
+            (EventField.before, before.map { .document($0.document) } ?? .null),
+            (EventField.after, after.map { .document($0.document) } ?? .null),
+            (EventField.metadata, .document(metadata)),
         ])
         return ChangeEvent(commitLSN: current.commitLSN, position: position, document: document)
     }

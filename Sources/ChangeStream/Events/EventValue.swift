@@ -55,6 +55,15 @@ public struct EventDocument: Equatable, Sendable {
         fields.append((key, value))
     }
 
+    /// Sets a field: replaces its value where it is, appends it otherwise.
+    public mutating func set(_ key: String, _ value: EventValue) {
+        if let index = fields.firstIndex(where: { $0.key == key }) {
+            fields[index].value = value
+        } else {
+            fields.append((key, value))
+        }
+    }
+
     public subscript(_ key: String) -> EventValue? {
         fields.first { $0.key == key }?.value
     }

@@ -38,6 +38,20 @@ struct MongoDriver {
     let writeConcernSetJournal: @convention(c) (OpaquePointer?, Bool) -> Void
     let writeConcernAppend: @convention(c) (OpaquePointer?, OpaquePointer?) -> Bool
     let writeConcernDestroy: @convention(c) (OpaquePointer?) -> Void
+    // Conditioned writes of the shapes, and reads of verify and the shapes' key state.
+    let bulkOperationUpdateOneWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?,
+                                                        UnsafeMutablePointer<bson_error_t>?) -> Bool
+    let bulkOperationUpdateManyWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?,
+                                                         UnsafeMutablePointer<bson_error_t>?) -> Bool
+    let bulkOperationRemoveOneWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?,
+                                                        UnsafeMutablePointer<bson_error_t>?) -> Bool
+    let bulkOperationRemoveManyWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?,
+                                                         UnsafeMutablePointer<bson_error_t>?) -> Bool
+    let collectionFindWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?) -> OpaquePointer?
+    let collectionAggregate: @convention(c) (OpaquePointer?, Int32, OpaquePointer?, OpaquePointer?, OpaquePointer?) -> OpaquePointer?
+    let cursorNext: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?) -> Bool
+    let cursorError: @convention(c) (OpaquePointer?, UnsafeMutablePointer<bson_error_t>?) -> Bool
+    let cursorDestroy: @convention(c) (OpaquePointer?) -> Void
 
     /// The driver, loaded once; or why it cannot be.
     static let shared: Result<MongoDriver, SinkError> = load()
@@ -75,7 +89,16 @@ struct MongoDriver {
             writeConcernSetW: symbol("mongoc_write_concern_set_w"),
             writeConcernSetJournal: symbol("mongoc_write_concern_set_journal"),
             writeConcernAppend: symbol("mongoc_write_concern_append"),
-            writeConcernDestroy: symbol("mongoc_write_concern_destroy"))
+            writeConcernDestroy: symbol("mongoc_write_concern_destroy"),
+            bulkOperationUpdateOneWithOpts: symbol("mongoc_bulk_operation_update_one_with_opts"),
+            bulkOperationUpdateManyWithOpts: symbol("mongoc_bulk_operation_update_many_with_opts"),
+            bulkOperationRemoveOneWithOpts: symbol("mongoc_bulk_operation_remove_one_with_opts"),
+            bulkOperationRemoveManyWithOpts: symbol("mongoc_bulk_operation_remove_many_with_opts"),
+            collectionFindWithOpts: symbol("mongoc_collection_find_with_opts"),
+            collectionAggregate: symbol("mongoc_collection_aggregate"),
+            cursorNext: symbol("mongoc_cursor_next"),
+            cursorError: symbol("mongoc_cursor_error"),
+            cursorDestroy: symbol("mongoc_cursor_destroy"))
         guard missing.isEmpty else {
             return .failure(SinkError("the MongoDB C driver (libmongoc) lacks \(missing.joined(separator: ", ")): it is too old",
                                       retryable: false))
