@@ -11,6 +11,10 @@ import Postgres
 public struct ChangeEvent: Sendable {
     public var commitLSN: LSN
     public var position: Int
+    /// The key the row had before an UPDATE that changed it (not written in the event).
+    public var previousEntityId: EventValue?
+    /// A delete of `previousEntityId` the shapes make from such an UPDATE.
+    var removalOfPreviousKey = false
     /// The event as a document (empty when it was built as Extended JSON).
     public var document: EventDocument
     /// Where the event's JSON is, when it was built as Extended JSON for a
@@ -129,6 +133,22 @@ extension ChangeEvent {
     public var userId: EventValue { document[EventField.userId] ?? .null }
     public var changesetId: EventValue { document[EventField.changesetId] ?? .null }
     public var txId: EventValue { document[EventField.txId] ?? .null }
+}
+
+extension ChangeEvent {
+    /// The UPDATE that changed a row's key, as the delete of the old key it implies.
+    func removal(of key: EventValue) -> ChangeEvent {
+        var removal = ChangeEvent(commitLSN: commitLSN, position: position, document: EventDocument(document.fields.map { field in
+            switch field.key {
+            case EventField.entityId: (field.key, key)
+            case EventField.operation: (field.key, .string("delete"))
+            case EventField.after, EventField.changes: (field.key, .null)
+            default: field
+            }
+        }))
+        removal.removalOfPreviousKey = true
+        return removal
+    }
 }
 
 extension EventDocument {

@@ -233,7 +233,12 @@ public final class EventBuilder {
                 }
                 changes = fields
             }
-            try emit(.event(event("update", info, lsn: lsn, before: before, after: after, changes: changes)))
+            var change = event("update", info, lsn: lsn, before: before, after: after, changes: changes)
+            if let before, !info.keyNames.isEmpty {
+                let previous = entityID(of: before.document, info)
+                if previous != change.entityId { change.previousEntityId = previous }
+            }
+            try emit(.event(change))
         case let .delete(delete):
             let info = try relation(delete.relationOID)
             if skipped(info) { return }
@@ -319,6 +324,11 @@ public final class EventBuilder {
         return Row(document: document, exact: exact)
     }
 
+    private func entityID(of row: EventDocument, _ info: RelationInfo) -> EventValue {
+        if info.keyNames.count == 1 { return row[info.keyNames[0]] ?? .null }
+        return .document(EventDocument(info.keyNames.map { ($0, row[$0] ?? .null) }))
+    }
+
     private func applyContext(_ content: ArraySlice<UInt8>) {
         guard let object = try? JSONSerialization.jsonObject(with: Data(content)) as? [String: Any] else { return }
         transaction?.userID = object["user_id"] as? String
@@ -332,13 +342,7 @@ public final class EventBuilder {
         transaction?.position = position
 
         var entityID: EventValue = .null
-        if let source = (after ?? before)?.document, !info.keyNames.isEmpty {
-            if info.keyNames.count == 1 {
-                entityID = source[info.keyNames[0]] ?? .null
-            } else {
-                entityID = .document(EventDocument(info.keyNames.map { ($0, source[$0] ?? .null) }))
-            }
-        }
+        if let source = (after ?? before)?.document, !info.keyNames.isEmpty { entityID = self.entityID(of: source, info) }
         var metadata = EventDocument([
             ("lsn", .string(lsn.description)),
             ("commitLsn", .string(current.commitLSNText)),

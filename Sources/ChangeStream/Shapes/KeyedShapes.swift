@@ -11,8 +11,8 @@
 /// row's state stays in `temporalTombstones`, so that a replayed insert does
 /// not bring it back and a new insert continues its versions.
 ///
-/// Within a batch the writes go history first, then removals, then the
-/// current documents, then tombstones: a crash between them leaves states
+/// Within a batch the writes go history first, then tombstones, then
+/// removals, then the current documents: a crash between them leaves states
 /// that the replay of the same events completes to the same result.
 final class KeyedShapes {
     struct KeyState {
@@ -79,8 +79,15 @@ final class KeyedShapes {
         var updatedAt: EventValue = .null
     }
 
-    private func writeRows(_ events: [ChangeEvent]) throws -> Int {
-        guard !events.isEmpty else { return 0 }
+    private func writeRows(_ changes: [ChangeEvent]) throws -> Int {
+        guard !changes.isEmpty else { return 0 }
+        // An UPDATE that changes the key ends the old key's row: a delete of it comes first.
+        var events: [ChangeEvent] = []
+        events.reserveCapacity(changes.count)
+        for event in changes {
+            if let previous = event.previousEntityId { events.append(event.removal(of: previous)) }
+            events.append(event)
+        }
         // The targets, and the states of keys not in memory.
         var missing: [String: [(String, EventValue)]] = [:]
         var seen: Set<String> = []
@@ -108,7 +115,7 @@ final class KeyedShapes {
             var entry = pending[collection]?[text]
                 ?? Pending(key: key, state: cache[collection]?[text] ?? looked[collection]?[text] ?? KeyState())
             if pending[collection]?[text] == nil { order[collection, default: []].append(text) }
-            let id = event.id
+            let id = event.id + (event.previousEntityId == nil && event.removalOfPreviousKey ? "/previous" : "")
             guard id > entry.state.lastEventId else {
                 pending[collection, default: [:]][text] = entry
                 continue   // applied before: a replay
@@ -142,7 +149,8 @@ final class KeyedShapes {
                     entry.fields.set(field.key, field.value)
                 }
             }
-            if newVersion && options.shapes.contains(.embedded) {
+            // A removed document takes its embedded versions with it.
+            if newVersion && options.shapes.contains(.embedded) && (operation != "delete" || options.softDelete) {
                 entry.embedded.append(.document(EventDocument([
                     ("version", .int64(entry.state.version)), ("changedAt", event.timestamp), ("changedBy", event.userId),
                     ("changesetId", event.changesetId), ("operation", .string(operation)), ("changes", event.changes),
@@ -168,9 +176,10 @@ final class KeyedShapes {
                 }
             }
         }
+        // A tombstone before its removal: a crash between them must not lose the key's versions.
+        try mongo.bulkWrite(tombstones, into: Self.tombstones)
         for (name, writes) in removals { try mongo.bulkWrite(writes, into: name) }
         for (name, writes) in upserts { try mongo.bulkWrite(writes, into: name) }
-        try mongo.bulkWrite(tombstones, into: Self.tombstones)
 
         // Written: what is known of each key is now MongoDB's state.
         for (collection, entries) in pending {
@@ -267,7 +276,7 @@ final class KeyedShapes {
         do {
             if options.shapes.contains(.history) {
                 try mongo.ensureIndex(collection: collection + "History", keys: EventDocument([("entityId", .int32(1)), ("version", .int32(1))]),
-                                      name: "entityId_version", unique: true)
+                                      name: "entityId_version")
             }
             var any = false
             try mongo.find(collection, filter: EventDocument(), options: EventDocument([("limit", .int32(1))])) { _ in any = true }

@@ -35,7 +35,7 @@ enum BSONReader {
             _ = bson_iter_decimal128(iterator, &decimal)
             var text = [CChar](repeating: 0, count: 64)
             bson_decimal128_to_string(&decimal, &text)
-            return .decimal(String(cString: text))
+            return .decimal(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         case BSON_TYPE_BINARY:
             var subtype = bson_subtype_t(0)
             var length: UInt32 = 0

@@ -207,25 +207,30 @@ public final class MongoConnection {
     static func check(reply: OpaquePointer, error: bson_error_t) throws {
         var codes: [Int32] = []
         var messages: [String] = []
+        let duplicateKey: Int32 = 11000
         forEachItem(of: "writeErrors", in: reply) { item in
             var code: Int32 = 0
+            var message = ""
             while bson_iter_next(item) {
                 switch String(cString: bson_iter_key(item)) {
                 case "code": code = bson_iter_int32(item)
-                case "errmsg": messages.append(String(cString: bson_iter_utf8(item, nil)))
+                case "errmsg": message = String(cString: bson_iter_utf8(item, nil))
                 default: break
                 }
             }
+            // Only a duplicate _id is a write done before; a duplicate in another
+            // unique index (a history's entityId and version) is an error.
+            if code == duplicateKey && !message.isEmpty && !message.contains("_id_") { code = -1 }
             codes.append(code)
+            messages.append(message)
         }
         var concernFailed = false
         forEachItem(of: "writeConcernErrors", in: reply) { _ in concernFailed = true }
-        let duplicateKey: Int32 = 11000
         if !codes.isEmpty && codes.allSatisfy({ $0 == duplicateKey }) && !concernFailed {
             return
         }
         let refused = codes.contains { $0 != duplicateKey }
-        let detail = messages.first { !$0.contains("E11000") } ?? BSON.message(error)
+        let detail = zip(codes, messages).first { $0.0 != duplicateKey && !$0.1.isEmpty }?.1 ?? BSON.message(error)
         throw SinkError("MongoDB: \(detail)", retryable: !refused || concernFailed)
     }
 

@@ -1,0 +1,172 @@
+import CBSON
+
+/// How `verify` orders keys and compares values: keys in MongoDB's order of
+/// BSON values, values by meaning.
+enum VerifyValues {
+    /// The fields of a current document that the shapes add to the row's.
+    static let shapeFields: Set<String> = [EventField.id, "currentVersion", "updatedAt", "lastEventId", "_history", "deletedAt"]
+
+    /// The row's fields whose value the document does not hold (or holds when the row lacks them).
+    static func differingFields(row: EventDocument, document: EventDocument) -> [String] {
+        var differing: [String] = []
+        for field in row.fields {
+            guard let stored = document[field.key] else { differing.append(field.key); continue }
+            if !same(field.value, stored) { differing.append(field.key) }
+        }
+        for field in document.fields where !shapeFields.contains(field.key) && row[field.key] == nil {
+            differing.append(field.key)
+        }
+        return differing
+    }
+
+    /// Same meaning: numbers by value (numeric exactly), json by content (keys in any order).
+    static func same(_ a: EventValue, _ b: EventValue) -> Bool {
+        switch (a, b) {
+        case let (.json(text), other), let (other, .json(text)):
+            if case .json = other { return a == b }
+            return same(jsonValue(text), other)
+        case let (.document(x), .document(y)):
+            guard x.fields.count == y.fields.count else { return false }
+            return x.fields.allSatisfy { field in y[field.key].map { same(field.value, $0) } ?? false }
+        case let (.array(x), .array(y)):
+            return x.count == y.count && zip(x, y).allSatisfy { same($0, $1) }
+        default:
+            if let x = number(a), let y = number(b) { return x == y }
+            return a == b
+        }
+    }
+
+    /// A json text as the value MongoDB holds for it.
+    static func jsonValue(_ text: String) -> EventValue {
+        let bson = BSON.make(EventDocument([("v", .json(text))]))
+        defer { bson_destroy(bson) }
+        return BSONReader.document(bson)["v"] ?? .null
+    }
+
+    /// A number's value as canonical text: sign, significant digits, exponent.
+    static func number(_ value: EventValue) -> String? {
+        switch value {
+        case let .int32(number): return canonical(String(number))
+        case let .int64(number): return canonical(String(number))
+        case let .double(number):
+            if number.isNaN { return "NaN" }
+            if number.isInfinite { return number < 0 ? "-Infinity" : "Infinity" }
+            return canonical("\(number)")
+        case let .decimal(text): return canonical(text)
+        default: return nil
+        }
+    }
+
+    static func canonical(_ text: String) -> String? {
+        var body = Substring(text.trimmingCharacters(in: .whitespaces))
+        var negative = false
+        if body.first == "-" { negative = true; body = body.dropFirst() } else if body.first == "+" { body = body.dropFirst() }
+        switch body.lowercased() {
+        case "nan": return "NaN"
+        case "inf", "infinity": return negative ? "-Infinity" : "Infinity"
+        default: break
+        }
+        var exponent = 0
+        if let e = body.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            guard let value = Int(body[body.index(after: e)...]) else { return nil }
+            exponent = value
+            body = body[..<e]
+        }
+        var digits = ""
+        var seenPoint = false
+        for character in body {
+            if character == "." { seenPoint = true; continue }
+            guard character.isASCII, character.isNumber else { return nil }
+            digits.append(character)
+            if seenPoint { exponent -= 1 }
+        }
+        let significant = digits.drop { $0 == "0" }
+        if significant.isEmpty { return "0" }
+        let trailing = significant.reversed().prefix { $0 == "0" }.count
+        return (negative ? "-" : "") + significant.dropLast(trailing) + "e" + String(exponent + trailing)
+    }
+
+    /// A key as relaxed Extended JSON, for reports.
+    static func text(_ value: EventValue) -> String {
+        var output = JSONBuffer(capacity: 64)
+        ExtendedJSON.append(value, to: &output)
+        return String(decoding: UnsafeBufferPointer(start: output.bytes.baseAddress, count: output.count), as: UTF8.self)
+    }
+
+    // MARK: - MongoDB's order of BSON values
+
+    private static func rank(_ value: EventValue) -> Int {
+        switch value {
+        case .null: 1
+        case .int32, .int64, .double, .decimal: 2
+        case .string: 3
+        case .document, .json: 4
+        case .array: 5
+        case .binary: 6
+        case .bool: 8
+        case .date: 9
+        }
+    }
+
+    /// Negative, zero or positive as MongoDB sorts `a` before, with or after `b`.
+    static func order(_ a: EventValue, _ b: EventValue) -> Int {
+        let (ra, rb) = (rank(a), rank(b))
+        if ra != rb { return ra < rb ? -1 : 1 }
+        switch (a, b) {
+        case let (.string(x), .string(y)): return compareBytes(Array(x.utf8), Array(y.utf8))
+        case let (.bool(x), .bool(y)): return x == y ? 0 : (!x ? -1 : 1)
+        case let (.date(x), .date(y)): return x == y ? 0 : (x < y ? -1 : 1)
+        case let (.binary(s1, b1), .binary(s2, b2)):
+            if b1.count != b2.count { return b1.count < b2.count ? -1 : 1 }
+            if s1 != s2 { return s1 < s2 ? -1 : 1 }
+            return compareBytes(b1, b2)
+        case let (.document(x), .document(y)):
+            for (f, g) in zip(x.fields, y.fields) {
+                let byType = rank(f.value) - rank(g.value)
+                if byType != 0 { return byType < 0 ? -1 : 1 }
+                let byName = compareBytes(Array(f.key.utf8), Array(g.key.utf8))
+                if byName != 0 { return byName }
+                let byValue = order(f.value, g.value)
+                if byValue != 0 { return byValue }
+            }
+            return x.fields.count == y.fields.count ? 0 : (x.fields.count < y.fields.count ? -1 : 1)
+        case let (.array(x), .array(y)):
+            for (f, g) in zip(x, y) {
+                let byValue = order(f, g)
+                if byValue != 0 { return byValue }
+            }
+            return x.count == y.count ? 0 : (x.count < y.count ? -1 : 1)
+        default:
+            return compareNumbers(a, b)
+        }
+    }
+
+    private static func compareBytes(_ x: [UInt8], _ y: [UInt8]) -> Int {
+        for (p, q) in zip(x, y) where p != q { return p < q ? -1 : 1 }
+        return x.count == y.count ? 0 : (x.count < y.count ? -1 : 1)
+    }
+
+    private static func compareNumbers(_ a: EventValue, _ b: EventValue) -> Int {
+        switch (a, b) {
+        case let (.int32(x), .int32(y)): return x == y ? 0 : (x < y ? -1 : 1)
+        case let (.int64(x), .int64(y)): return x == y ? 0 : (x < y ? -1 : 1)
+        case let (.int32(x), .int64(y)): return Int64(x) == y ? 0 : (Int64(x) < y ? -1 : 1)
+        case let (.int64(x), .int32(y)): return x == Int64(y) ? 0 : (x < Int64(y) ? -1 : 1)
+        default:
+            if let x = number(a), let y = number(b), x == y { return 0 }
+            let (x, y) = (approximate(a), approximate(b))
+            if x == y { return compareBytes(Array((number(a) ?? "").utf8), Array((number(b) ?? "").utf8)) }
+            return x < y ? -1 : 1
+        }
+    }
+
+    private static func approximate(_ value: EventValue) -> Double {
+        switch value {
+        case let .int32(number): Double(number)
+        case let .int64(number): Double(number)
+        case let .double(number): number.isNaN ? -.infinity : number
+        case let .decimal(text): Double(text) ?? (text.lowercased().contains("nan") ? -.infinity : 0)
+        default: 0
+        }
+    }
+}
