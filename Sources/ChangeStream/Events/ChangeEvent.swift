@@ -15,6 +15,9 @@ public struct ChangeEvent: Sendable {
     public var previousEntityId: EventValue?
     /// A delete of `previousEntityId` the shapes make from such an UPDATE.
     var removalOfPreviousKey = false
+    /// `after` lacks a column: a TOAST value the UPDATE did not touch (the
+    /// table's replica identity is not FULL). Its document keeps the old value.
+    public var afterIsPartial = false
     /// The event as a document (empty when it was built as Extended JSON).
     public var document: EventDocument
     /// Where the event's JSON is, when it was built as Extended JSON for a

@@ -301,6 +301,8 @@ public final class EventBuilder {
     private struct Row {
         var document: EventDocument
         var exact: [(String, String)]
+        /// A TOAST value the change did not touch, and the old row did not carry, is left out.
+        var partial = false
     }
 
     /// A row as a document; TOAST values the change did not touch come from the old row.
@@ -308,12 +310,13 @@ public final class EventBuilder {
         var document = EventDocument()
         document.reserveCapacity(info.relation.columns.count)
         var exact: [(String, String)] = []
+        var partial = false
         for (index, column) in info.relation.columns.enumerated() where index < tuple.values.count {
             var value = tuple.values[index]
             if value == .unchangedToast, let old, index < old.values.count { value = old.values[index] }
             switch value {
             case .null: document.append(column.name, .null)
-            case .unchangedToast: continue
+            case .unchangedToast: partial = true
             case let .binary(bytes): document.append(column.name, .binary(subtype: BinarySubtype.generic, bytes: Array(bytes)))
             case let .text(bytes):
                 let decoded = decoder.decode(String(decoding: bytes, as: UTF8.self), plan: info.plans[index])
@@ -321,7 +324,7 @@ public final class EventBuilder {
                 if let text = decoded.exactText { exact.append((column.name, text)) }
             }
         }
-        return Row(document: document, exact: exact)
+        return Row(document: document, exact: exact, partial: partial)
     }
 
     private func entityID(of row: EventDocument, _ info: RelationInfo) -> EventValue {
@@ -369,7 +372,9 @@ public final class EventBuilder {
             (EventField.after, after.map { .document($0.document) } ?? .null),
             (EventField.metadata, .document(metadata)),
         ])
-        return ChangeEvent(commitLSN: current.commitLSN, position: position, document: document)
+        var change = ChangeEvent(commitLSN: current.commitLSN, position: position, document: document)
+        change.afterIsPartial = after?.partial ?? false
+        return change
     }
 }
 

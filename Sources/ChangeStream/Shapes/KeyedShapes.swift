@@ -77,6 +77,8 @@ final class KeyedShapes {
         var embedded: [EventValue] = []
         /// The commit time of the last change.
         var updatedAt: EventValue = .null
+        /// `fields` is the whole row (not merged into what the document holds).
+        var whole = false
     }
 
     private func writeRows(_ changes: [ChangeEvent]) throws -> Int {
@@ -142,7 +144,10 @@ final class KeyedShapes {
                     entry.embedded = []
                 }
             default:
-                if operation == "insert" || operation == "snapshot" || !entry.state.exists { entry.fields = EventDocument() }
+                if operation == "insert" || operation == "snapshot" || !entry.state.exists || !event.afterIsPartial {
+                    entry.fields = EventDocument()
+                    entry.whole = after != nil && !event.afterIsPartial
+                }
                 entry.state.exists = true
                 entry.softDeletedAt = nil
                 for field in (after ?? event.before ?? EventDocument()).fields where field.key != EventField.id {
@@ -204,6 +209,18 @@ final class KeyedShapes {
     }
 
     private func upsert(_ entry: Pending) -> MongoWrite {
+        let filter = EventDocument([
+            (EventField.id, entry.key), ("lastEventId", .document(EventDocument([("$lt", .string(entry.state.lastEventId))]))),
+        ])
+        // The whole row, nothing kept from before: a replacement (the cheapest write).
+        if entry.whole && entry.embedded.isEmpty && entry.softDeletedAt == nil && !options.shapes.contains(.embedded) {
+            var replacement = EventDocument([(EventField.id, entry.key)])
+            for field in entry.fields.fields { replacement.append(field.key, field.value) }
+            replacement.append("currentVersion", .int64(entry.state.version))
+            replacement.append("updatedAt", entry.updatedAt)
+            replacement.append("lastEventId", .string(entry.state.lastEventId))
+            return .replaceOne(filter: filter, replacement: replacement, upsert: true)
+        }
         var set = entry.fields
         set.set("currentVersion", .int64(entry.state.version))
         set.set("updatedAt", entry.updatedAt)
@@ -219,16 +236,21 @@ final class KeyedShapes {
                 ("$each", .array(entry.embedded)), ("$slice", .int32(Int32(-options.embedLast))),
             ])))])))
         }
-        return .updateOne(filter: EventDocument([
-            (EventField.id, entry.key), ("lastEventId", .document(EventDocument([("$lt", .string(entry.state.lastEventId))]))),
-        ]), update: update, upsert: true)
+        return .updateOne(filter: filter, update: update, upsert: true)
+    }
+
+    /// A tombstone's _id: the collection and the key's text (a string: MongoDB
+    /// stand-ins find document-valued _ids slowly).
+    private static func tombstoneID(_ collection: String, _ key: EventValue) -> EventValue {
+        .string(collection + "\u{0}" + key.keyText)
     }
 
     private func tombstone(collection: String, key: EventValue, version: Int64, eventId: String, at: EventValue) -> MongoWrite {
         .updateOne(filter: EventDocument([
-            (EventField.id, .document(EventDocument([("c", .string(collection)), ("k", key)]))),
+            (EventField.id, Self.tombstoneID(collection, key)),
             ("lastEventId", .document(EventDocument([("$lt", .string(eventId))]))),
         ]), update: EventDocument([("$set", .document(EventDocument([
+            ("collection", .string(collection)), ("key", key),
             ("version", .int64(version)), ("lastEventId", .string(eventId)), ("deletedAt", at),
         ])))]), upsert: true)
     }
@@ -258,10 +280,10 @@ final class KeyedShapes {
             }
             let gone = chunk.filter { states[$0.0] == nil }
             guard !gone.isEmpty else { continue }
-            let ids = gone.map { EventValue.document(EventDocument([("c", .string(collection)), ("k", $0.1)])) }
+            let ids = gone.map { Self.tombstoneID(collection, $0.1) }
             try mongo.find(Self.tombstones, filter: EventDocument([(EventField.id, .document(EventDocument([("$in", .array(ids))])))])) { bson in
                 let document = BSONReader.document(bson)
-                guard case let .document(id)? = document[EventField.id], let key = id["k"] else { return }
+                guard let key = document["key"] else { return }
                 states[key.keyText] = KeyState(version: document["version"]?.integer ?? 0,
                                                lastEventId: document.string("lastEventId") ?? "", exists: false)
             }
@@ -281,7 +303,7 @@ final class KeyedShapes {
             var any = false
             try mongo.find(collection, filter: EventDocument(), options: EventDocument([("limit", .int32(1))])) { _ in any = true }
             if !any {
-                try mongo.find(Self.tombstones, filter: EventDocument([("_id.c", .string(collection))]),
+                try mongo.find(Self.tombstones, filter: EventDocument([("collection", .string(collection))]),
                                options: EventDocument([("limit", .int32(1))])) { _ in any = true }
             }
             if !any { complete.insert(collection) }

@@ -5,6 +5,8 @@ public enum MongoWrite {
     case insert(EventDocument)
     /// An update with operators ($set, $unset, $push); an upsert inserts when nothing matches.
     case updateOne(filter: EventDocument, update: EventDocument, upsert: Bool)
+    /// The whole document replaced (its _id kept); an upsert inserts when nothing matches.
+    case replaceOne(filter: EventDocument, replacement: EventDocument, upsert: Bool)
     case updateMany(filter: EventDocument, update: EventDocument)
     case deleteOne(filter: EventDocument)
     case deleteMany(filter: EventDocument)
@@ -137,6 +139,10 @@ public final class MongoConnection {
                 let selector = BSON.make(filter), change = BSON.make(update)
                 defer { bson_destroy(selector); bson_destroy(change) }
                 accepted = driver.bulkOperationUpdateOneWithOpts(bulk, selector, change, isUpsert ? upsert : plain, &error)
+            case let .replaceOne(filter, replacement, isUpsert):
+                let selector = BSON.make(filter), document = BSON.make(replacement)
+                defer { bson_destroy(selector); bson_destroy(document) }
+                accepted = driver.bulkOperationReplaceOneWithOpts(bulk, selector, document, isUpsert ? upsert : plain, &error)
             case let .updateMany(filter, update):
                 let selector = BSON.make(filter), change = BSON.make(update)
                 defer { bson_destroy(selector); bson_destroy(change) }

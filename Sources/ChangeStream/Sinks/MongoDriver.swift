@@ -41,6 +41,8 @@ struct MongoDriver {
     // Conditioned writes of the shapes, and reads of verify and the shapes' key state.
     let bulkOperationUpdateOneWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?,
                                                         UnsafeMutablePointer<bson_error_t>?) -> Bool
+    let bulkOperationReplaceOneWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?,
+                                                         UnsafeMutablePointer<bson_error_t>?) -> Bool
     let bulkOperationUpdateManyWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?,
                                                          UnsafeMutablePointer<bson_error_t>?) -> Bool
     let bulkOperationRemoveOneWithOpts: @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?,
@@ -91,6 +93,7 @@ struct MongoDriver {
             writeConcernAppend: symbol("mongoc_write_concern_append"),
             writeConcernDestroy: symbol("mongoc_write_concern_destroy"),
             bulkOperationUpdateOneWithOpts: symbol("mongoc_bulk_operation_update_one_with_opts"),
+            bulkOperationReplaceOneWithOpts: symbol("mongoc_bulk_operation_replace_one_with_opts"),
             bulkOperationUpdateManyWithOpts: symbol("mongoc_bulk_operation_update_many_with_opts"),
             bulkOperationRemoveOneWithOpts: symbol("mongoc_bulk_operation_remove_one_with_opts"),
             bulkOperationRemoveManyWithOpts: symbol("mongoc_bulk_operation_remove_many_with_opts"),
