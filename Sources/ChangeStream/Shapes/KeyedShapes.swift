@@ -20,6 +20,8 @@ final class KeyedShapes {
         var lastEventId = ""
         /// A current document holds the row (not deleted, not soft-deleted).
         var exists = false
+        /// A current document is there (holding the row, or soft-deleted).
+        var present = false
     }
 
     static let tombstones = "temporalTombstones"
@@ -79,6 +81,9 @@ final class KeyedShapes {
         var updatedAt: EventValue = .null
         /// `fields` is the whole row (not merged into what the document holds).
         var whole = false
+        /// No document is there when the batch's writes begin: it is inserted,
+        /// which cannot overwrite anything (a replay's insert is a duplicate _id).
+        var absent = false
     }
 
     private func writeRows(_ changes: [ChangeEvent]) throws -> Int {
@@ -116,6 +121,7 @@ final class KeyedShapes {
             let key = event.entityId, text = key.keyText
             var entry = pending[collection]?[text]
                 ?? Pending(key: key, state: cache[collection]?[text] ?? looked[collection]?[text] ?? KeyState())
+            if pending[collection]?[text] == nil { entry.absent = !entry.state.present }
             if pending[collection]?[text] == nil { order[collection, default: []].append(text) }
             let id = event.id + (event.previousEntityId == nil && event.removalOfPreviousKey ? "/previous" : "")
             guard id > entry.state.lastEventId else {
@@ -138,10 +144,14 @@ final class KeyedShapes {
                 entry.state.exists = false
                 if options.softDelete {
                     entry.softDeletedAt = event.timestamp
+                    entry.state.present = true
                 } else {
                     entry.removeBefore = (id, entry.state.version, event.timestamp)
                     entry.fields = EventDocument()
                     entry.embedded = []
+                    entry.whole = false
+                    entry.absent = true
+                    entry.state.present = false
                 }
             default:
                 if operation == "insert" || operation == "snapshot" || !entry.state.exists || !event.afterIsPartial {
@@ -149,6 +159,7 @@ final class KeyedShapes {
                     entry.whole = after != nil && !event.afterIsPartial
                 }
                 entry.state.exists = true
+                entry.state.present = true
                 entry.softDeletedAt = nil
                 for field in (after ?? event.before ?? EventDocument()).fields where field.key != EventField.id {
                     entry.fields.set(field.key, field.value)
@@ -212,14 +223,24 @@ final class KeyedShapes {
         let filter = EventDocument([
             (EventField.id, entry.key), ("lastEventId", .document(EventDocument([("$lt", .string(entry.state.lastEventId))]))),
         ])
-        // The whole row, nothing kept from before: a replacement (the cheapest write).
-        if entry.whole && entry.embedded.isEmpty && entry.softDeletedAt == nil && !options.shapes.contains(.embedded) {
-            var replacement = EventDocument([(EventField.id, entry.key)])
-            for field in entry.fields.fields { replacement.append(field.key, field.value) }
-            replacement.append("currentVersion", .int64(entry.state.version))
-            replacement.append("updatedAt", entry.updatedAt)
-            replacement.append("lastEventId", .string(entry.state.lastEventId))
-            return .replaceOne(filter: filter, replacement: replacement, upsert: true)
+        func whole() -> EventDocument {
+            var document = EventDocument([(EventField.id, entry.key)])
+            for field in entry.fields.fields { document.append(field.key, field.value) }
+            document.append("currentVersion", .int64(entry.state.version))
+            document.append("updatedAt", entry.updatedAt)
+            document.append("lastEventId", .string(entry.state.lastEventId))
+            if let deletedAt = entry.softDeletedAt { document.append("deletedAt", deletedAt) }
+            return document
+        }
+        // No document there: an insert (the cheapest write, and one that cannot overwrite).
+        if entry.absent && (entry.whole || entry.softDeletedAt != nil) {
+            var document = whole()
+            if !entry.embedded.isEmpty { document.append("_history", .array(Array(entry.embedded.suffix(options.embedLast)))) }
+            return .insert(document)
+        }
+        // The whole row, nothing kept from before: a replacement.
+        if entry.whole && entry.softDeletedAt == nil && !options.shapes.contains(.embedded) {
+            return .replaceOne(filter: filter, replacement: whole(), upsert: true)
         }
         var set = entry.fields
         set.set("currentVersion", .int64(entry.state.version))
@@ -276,7 +297,7 @@ final class KeyedShapes {
                 states[(document[EventField.id] ?? .null).keyText] = KeyState(
                     version: document["currentVersion"]?.integer ?? 0,
                     lastEventId: document.string("lastEventId") ?? "",
-                    exists: document["deletedAt"] == nil)
+                    exists: document["deletedAt"] == nil, present: true)
             }
             let gone = chunk.filter { states[$0.0] == nil }
             guard !gone.isEmpty else { continue }
@@ -285,7 +306,7 @@ final class KeyedShapes {
                 let document = BSONReader.document(bson)
                 guard let key = document["key"] else { return }
                 states[key.keyText] = KeyState(version: document["version"]?.integer ?? 0,
-                                               lastEventId: document.string("lastEventId") ?? "", exists: false)
+                                               lastEventId: document.string("lastEventId") ?? "", exists: false, present: false)
             }
         }
         return states
@@ -366,7 +387,8 @@ final class KeyedShapes {
         ])) { bson in
             let document = BSONReader.document(bson)
             let key = document[EventField.id] ?? .null
-            batch.append((key, KeyState(version: (document["currentVersion"]?.integer ?? 0) + 1, lastEventId: id, exists: false)))
+            batch.append((key, KeyState(version: (document["currentVersion"]?.integer ?? 0) + 1, lastEventId: id, exists: false,
+                                        present: options.softDelete)))
         }
         // (Read first, then written: a cursor and writes on one client do not interleave.)
         for start in stride(from: 0, to: batch.count, by: 1000) {

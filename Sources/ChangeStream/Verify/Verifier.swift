@@ -189,24 +189,41 @@ public final class Verifier {
         defer { try? postgres.execute("ROLLBACK") }
         try postgres.execute("DECLARE temporal_verify NO SCROLL CURSOR FOR SELECT \(names.map(quoteIdentifier).joined(separator: ", ")) FROM \(quoteIdentifier(bare.schema)).\(quoteIdentifier(bare.name)) ORDER BY \(order)")
 
-        // PostgreSQL's side, a chunk at a time.
-        var buffer: [[String?]] = [], index = 0, plans: [ValueDecoder.Plan]?, exhausted = false
+        // PostgreSQL's side, a chunk at a time, fetched ahead on a thread of its own while MongoDB's is read.
+        let fetched = try postgres.query("FETCH \(request.chunk) FROM temporal_verify")
+        let plans = try fetched.columns.map { try decoder.plan(for: $0.typeOID) }
+        let ahead = ChunkQueue(depth: 2)
+        if fetched.rows.count == request.chunk {
+            let connection = SendableBox(postgres), size = request.chunk
+            Thread {
+                while true {
+                    do {
+                        let rows = try connection.value.query("FETCH \(size) FROM temporal_verify").rows
+                        guard ahead.put(.success(rows)), rows.count == size else { break }
+                    } catch {
+                        _ = ahead.put(.failure(error))
+                        break
+                    }
+                }
+                ahead.finish()
+            }.start()
+        } else {
+            ahead.finish()
+        }
+        defer { ahead.cancel() }
+        var buffer = fetched.rows, index = 0
         func nextRow() throws -> (key: EventValue, row: EventDocument)? {
-            if index == buffer.count {
-                guard !exhausted else { return nil }
-                let fetched = try postgres.query("FETCH \(request.chunk) FROM temporal_verify")
-                if plans == nil { plans = try fetched.columns.map { try decoder.plan(for: $0.typeOID) } }
-                buffer = fetched.rows
+            while index == buffer.count {
+                guard let next = ahead.take() else { return nil }
+                buffer = try next.get()
                 index = 0
-                if buffer.count < request.chunk { exhausted = true }
-                if buffer.isEmpty { return nil }
             }
             let values = buffer[index]
             index += 1
             var row = EventDocument()
             for (position, name) in names.enumerated() {
                 guard let text = values[position] else { row.append(name, .null); continue }
-                row.append(name, decoder.decode(text, plan: plans![position]).value)
+                row.append(name, decoder.decode(text, plan: plans[position]).value)
             }
             let key: EventValue = keyNames.count == 1 ? (row[keyNames[0]] ?? .null)
                 : .document(EventDocument(keyNames.map { ($0, row[$0] ?? .null) }))
@@ -365,4 +382,59 @@ public final class Verifier {
     private func quoteIdentifier(_ name: String) -> String {
         "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
+}
+
+/// Chunks of rows handed from the thread that fetches them to the one that
+/// compares them, at most `depth` waiting: memory stays bounded.
+final class ChunkQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var chunks: [Result<[[String?]], Error>] = []
+    private var finished = false
+    private var cancelled = false
+    private let depth: Int
+
+    init(depth: Int) { self.depth = depth }
+
+    /// Waits for room; false once the reader has gone.
+    func put(_ chunk: Result<[[String?]], Error>) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while chunks.count >= depth && !cancelled { condition.wait() }
+        guard !cancelled else { return false }
+        chunks.append(chunk)
+        condition.broadcast()
+        return true
+    }
+
+    func finish() {
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next chunk, or nil when there are no more.
+    func take() -> Result<[[String?]], Error>? {
+        condition.lock()
+        defer { condition.unlock() }
+        while chunks.isEmpty && !finished { condition.wait() }
+        guard !chunks.isEmpty else { return nil }
+        condition.broadcast()
+        return chunks.removeFirst()
+    }
+
+    /// The reader stops: the fetching thread ends, and is waited for.
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        while !finished { condition.wait() }
+        condition.unlock()
+    }
+}
+
+/// A value handed to one other thread that alone uses it meanwhile.
+final class SendableBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
