@@ -21,6 +21,7 @@ enum VerifyValues {
 
     /// Same meaning: numbers by value (numeric exactly), json by content (keys in any order).
     static func same(_ a: EventValue, _ b: EventValue) -> Bool {
+        if a == b { return true }   // the common case, without normalising
         switch (a, b) {
         case let (.json(text), other), let (other, .json(text)):
             if case .json = other { return a == b }
@@ -58,32 +59,38 @@ enum VerifyValues {
     }
 
     static func canonical(_ text: String) -> String? {
-        var body = Substring(text.trimmingCharacters(in: .whitespaces))
+        var bytes = Array(text.utf8)[...]
+        while bytes.first == UInt8(ascii: " ") { bytes = bytes.dropFirst() }
+        while bytes.last == UInt8(ascii: " ") { bytes = bytes.dropLast() }
         var negative = false
-        if body.first == "-" { negative = true; body = body.dropFirst() } else if body.first == "+" { body = body.dropFirst() }
-        switch body.lowercased() {
+        if bytes.first == UInt8(ascii: "-") { negative = true; bytes = bytes.dropFirst() } else if bytes.first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+        switch String(decoding: bytes, as: UTF8.self).lowercased() {
         case "nan": return "NaN"
         case "inf", "infinity": return negative ? "-Infinity" : "Infinity"
         default: break
         }
         var exponent = 0
-        if let e = body.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-            guard let value = Int(body[body.index(after: e)...]) else { return nil }
+        if let e = bytes.firstIndex(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+            guard let value = Int(String(decoding: bytes[(e + 1)...], as: UTF8.self)) else { return nil }
             exponent = value
-            body = body[..<e]
+            bytes = bytes[..<e]
         }
-        var digits = ""
+        var digits: [UInt8] = []
+        digits.reserveCapacity(bytes.count)
         var seenPoint = false
-        for character in body {
-            if character == "." { seenPoint = true; continue }
-            guard character.isASCII, character.isNumber else { return nil }
-            digits.append(character)
+        for byte in bytes {
+            if byte == UInt8(ascii: ".") { seenPoint = true; continue }
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            if digits.isEmpty && byte == UInt8(ascii: "0") {
+                if seenPoint { exponent -= 1 }
+                continue
+            }
+            digits.append(byte)
             if seenPoint { exponent -= 1 }
         }
-        let significant = digits.drop { $0 == "0" }
-        if significant.isEmpty { return "0" }
-        let trailing = significant.reversed().prefix { $0 == "0" }.count
-        return (negative ? "-" : "") + significant.dropLast(trailing) + "e" + String(exponent + trailing)
+        if digits.isEmpty { return "0" }
+        while digits.last == UInt8(ascii: "0") { digits.removeLast(); exponent += 1 }
+        return (negative ? "-" : "") + String(decoding: digits, as: UTF8.self) + "e" + String(exponent)
     }
 
     /// A key as relaxed Extended JSON, for reports.

@@ -1,0 +1,48 @@
+import Testing
+@testable import ChangeStream
+
+@Suite("verify: values by meaning, keys in MongoDB's order")
+struct VerifyValuesTests {
+    @Test("numbers compare by value: numeric exactly, across BSON's number types")
+    func numbers() {
+        #expect(VerifyValues.same(.decimal("1500"), .decimal("1.5E+3")))
+        #expect(VerifyValues.same(.decimal("0.0150"), .decimal("1.5E-2")))
+        #expect(VerifyValues.same(.decimal("12.50"), .decimal("12.5")))
+        #expect(VerifyValues.same(.int32(7), .int64(7)))
+        #expect(VerifyValues.same(.int64(7), .decimal("7.00")))
+        #expect(VerifyValues.same(.decimal("-0"), .decimal("0.000")))
+        #expect(VerifyValues.same(.decimal("NaN"), .double(.nan)))
+        #expect(!VerifyValues.same(.decimal("12.51"), .decimal("12.5")))
+        #expect(!VerifyValues.same(.decimal("10000000000000000000000000000000001"), .decimal("1E+34")))
+        #expect(!VerifyValues.same(.int64(1), .string("1")))
+    }
+
+    @Test("json by content: key order does not matter, numbers by value, $-keys stay keys")
+    func json() {
+        let stored = EventValue.document(EventDocument([("b", .array([.int32(1), .double(2.5)])), ("a", .string("x"))]))
+        #expect(VerifyValues.same(.json(#"{"a": "x", "b": [1, 2.5]}"#), stored))
+        #expect(!VerifyValues.same(.json(#"{"a": "x", "b": [2.5, 1]}"#), stored))
+        #expect(VerifyValues.same(.json(#"{"$date": 1}"#), .document(EventDocument([("$date", .int32(1))]))))
+        #expect(!VerifyValues.same(.json(#"{"$date": 1}"#), .date(1)))
+    }
+
+    @Test("a row's field missing from its document, or a document's field the row lacks, is a difference")
+    func fields() {
+        let row = EventDocument([("id", .int32(1)), ("v", .string("a"))])
+        let document = EventDocument([("_id", .int32(1)), ("id", .int32(1)), ("currentVersion", .int64(3)), ("w", .null)])
+        #expect(VerifyValues.differingFields(row: row, document: document) == ["v", "w"])
+    }
+
+    @Test("keys order as MongoDB sorts _id: numbers by value across types, strings by bytes, documents field by field")
+    func order() {
+        #expect(VerifyValues.order(.int32(2), .int64(10)) < 0)
+        #expect(VerifyValues.order(.int64(3), .decimal("2.5")) > 0)
+        #expect(VerifyValues.order(.string("B"), .string("a")) < 0, "byte order, as COLLATE \"C\"")
+        #expect(VerifyValues.order(.string("é"), .string("z")) > 0)
+        let first = EventValue.document(EventDocument([("a", .int32(1)), ("b", .string("z"))]))
+        let second = EventValue.document(EventDocument([("a", .int32(2)), ("b", .string("a"))]))
+        #expect(VerifyValues.order(first, second) < 0)
+        #expect(VerifyValues.order(.int32(5), .string("5")) < 0, "numbers before strings")
+        #expect(VerifyValues.order(.binary(subtype: 4, bytes: [1, 2]), .binary(subtype: 4, bytes: [1, 3])) < 0)
+    }
+}
