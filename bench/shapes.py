@@ -99,6 +99,8 @@ def main():
     for start in range(0, len(operations), 1000):
         target.bulk_write(operations[start:start + 1000], ordered=True)
     direct = time.monotonic() - started
+    log(f"so far: current {CHANGES / current:,.0f}/s, pymongo {CHANGES / direct:,.0f}/s, "
+        f"every shape {CHANGES / every:,.0f}/s, events {CHANGES / events_only:,.0f}/s")
     rows = int(psql("SELECT count(*) FROM customers", DB))
     assert client[current_db]["customers"].count_documents({}) == rows == target.count_documents({})
     del operations
@@ -115,6 +117,7 @@ def main():
     ledger_end = psql("SELECT pg_current_wal_lsn()", DB)
     load, _ = timed([TEMPORAL, "stream", "run", "--db", CONNINFO, "--publication", "ledger_pub", "--slot", "ledger",
                      "--end-lsn", ledger_end, "--mongodb", MONGO, "--database", ledger_db, "--shape", "current"])
+    log(f"loaded in {load:.1f} s")
     verify, output = timed([TEMPORAL, "verify", "--db", CONNINFO, "--slot", "ledger", "--mongodb", MONGO,
                             "--database", ledger_db, "--shape", "current"])
     assert "MongoDB matches PostgreSQL" in output, output

@@ -40,6 +40,12 @@ public final class Backfiller {
     /// Whether any chunk was written (a later failure is then worth waiting out).
     public private(set) var started = false
 
+    /// Whether the sink takes lines of Extended JSON: snapshot rows are then
+    /// written straight from the bytes of a COPY, as the stream writes changes.
+    private var writesLines: Bool {
+        sink.makeEncoder(EncoderContext(slot: slot, decoder: ValueDecoder(types: TypeCatalog()))) is ExtendedJSONEncoder
+    }
+
     public init(conninfo: String, slot: String, sink: EventSink, stop: StopRequest,
                 logger: Logger = Logger(label: "temporal.stream"), chunkSize: Int = 20000, batchSize: Int = 1000,
                 onProgress: ((Progress) -> Void)? = nil) {
@@ -144,7 +150,7 @@ public final class Backfiller {
             let sql = "SELECT * FROM \(copy) WHERE temporal_backfill_row OPERATOR(pg_catalog.>) $1 ORDER BY temporal_backfill_row LIMIT $2"
             var events: [ChangeEvent] = []
             var last = done
-            if backfill.kind == "snapshot" && sink.encoding == .extendedJSON {
+            if backfill.kind == "snapshot" && writesLines {
                 // Straight from the server's COPY bytes into the lines, as the stream does for a file.
                 guard let count = try writeSnapshotLines(backfill, from: done, copy: copy, table: table,
                                                          connection: connection, decoder: decoder, dimensions: dimensions,
@@ -192,7 +198,7 @@ public final class Backfiller {
     /// meanwhile): to a sink of documents (MongoDB) in writes of `batchSize`
     /// events, as the stream writes them; to a file at once.
     private func writeRetrying(_ events: [ChangeEvent]) throws -> Int {
-        guard sink.encoding == .documents, events.count > batchSize else { return try writeBatchRetrying(events[...]) }
+        guard !writesLines, events.count > batchSize else { return try writeBatchRetrying(events[...]) }
         var written = 0
         var start = 0
         while start < events.count {
@@ -350,7 +356,7 @@ public final class Backfiller {
 
     static func appendValue(_ text: UnsafeBufferPointer<UInt8>, plan: ValueDecoder.Plan, decoder: ValueDecoder,
                             to output: inout JSONBuffer) -> Bool {
-        EventBuilder.appendJSON(text, plan: plan, decoder: decoder, to: &output)
+        ExtendedJSONEncoder.appendJSON(text, plan: plan, decoder: decoder, to: &output)
     }
 
     private static let operations = ["I": "insert", "U": "update", "D": "delete", "T": "truncate"]
@@ -518,7 +524,7 @@ final class SnapshotLineEncoder {
             for (index, (position, text)) in lossy.enumerated() {
                 if index > 0 { output.append(static: ", ") }
                 output.append(bytes: exactKeys[position])
-                if EventBuilder.isASCII(text) {
+                if ExtendedJSONEncoder.isASCII(text) {
                     ExtendedJSON.appendString(bytes: text, to: &output)
                 } else {
                     ExtendedJSON.appendString(String(decoding: text, as: UTF8.self), to: &output)

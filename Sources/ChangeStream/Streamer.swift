@@ -105,7 +105,7 @@ public final class Streamer {
         try catalog.pinSearchPath()
         let start = try StreamAdmin(connection: catalog).checkReady(slot: configuration.slot, publication: configuration.publication)
         let builder = try EventBuilder(slot: configuration.slot, types: try TypeCatalog(connection: catalog),
-                                       encoding: sink.encoding, spoolDirectory: configuration.spoolDirectory)
+                                       makeEncoder: sink.makeEncoder, spoolDirectory: configuration.spoolDirectory)
         builder.shapeStore = try shapeStore(slot: configuration.slot)
 
         let replication = try ReplicationConnection(conninfo: configuration.conninfo)

@@ -65,7 +65,8 @@ struct Verify: ParsableCommand {
     func run() throws {
         do {
             let postgres = try connection.connect()
-            let mongo = try MongoConnection(uri: mongodb, database: database)
+            // A sorted read of a large collection may take minutes before its first batch.
+            let mongo = try MongoConnection(uri: mongodb, database: database, socketTimeoutMilliseconds: 3_600_000)
             try mongo.ping()
             var request = VerifyRequest(slot: slot)
             request.tables = tables

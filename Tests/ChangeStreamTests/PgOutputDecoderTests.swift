@@ -285,16 +285,16 @@ struct PgOutputDecoderTests {
     static func checkFastPath(_ fixture: PgOutputFixture) throws {
         let raw = fixture.messages
 
-        func events(_ encoding: EventBuilder.Encoding) throws -> [ChangeEvent] {
-            let builder = try EventBuilder(slot: "s", types: fixture.types, encoding: encoding)
+        func events(_ makeEncoder: @escaping (EncoderContext) -> EventEncoder) throws -> [ChangeEvent] {
+            let builder = try EventBuilder(slot: "s", types: fixture.types, makeEncoder: makeEncoder)
             var events: [ChangeEvent] = []
             for (lsn, bytes) in raw {
                 try builder.consume(bytes[...], lsn: lsn) { if case let .event(event) = $0 { events.append(event) } }
             }
             return events
         }
-        let documents = try events(.documents)
-        let encoded = try events(.extendedJSON)
+        let documents = try events { DocumentEncoder($0) }
+        let encoded = try events { ExtendedJSONEncoder($0) }
         #expect(documents.count == 15 && encoded.count == documents.count)
         for (document, fast) in zip(documents, encoded) {
             let expected = ExtendedJSON.encode(document.document)

@@ -21,7 +21,7 @@ public struct ChangeEvent: Sendable {
     /// The event as a document (empty when it was built as Extended JSON).
     public var document: EventDocument
     /// Where the event's JSON is, when it was built as Extended JSON for a
-    /// JSON-lines sink (see `EventBuilder.Encoding`): a range of the batch's
+    /// JSON-lines sink (see `ExtendedJSONEncoder`): a range of the batch's
     /// buffer, followed there by a newline, so that a batch is written as it lies.
     let jsonChunk: JSONBuffer?
     let jsonRange: Range<Int>

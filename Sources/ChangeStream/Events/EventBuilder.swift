@@ -85,28 +85,21 @@ public final class EventBuilder {
     }
 
     let slot: String
-    let slotJSON: [UInt8]
     private let types: TypeCatalog
     let decoder: ValueDecoder
-    public let encoding: Encoding
+    /// The sink's encoder: writes each row change in the sink's form.
+    public let encoder: EventEncoder
+    /// Schema events are documents, whatever the sink's form.
+    private let documents: DocumentEncoder
     private var relations: [UInt32: RelationInfo] = [:]
     var transaction: Transaction?
     private let spool: StreamSpool
-    /// Reused by every event built as Extended JSON.
-    let beforeRow = EncodedRow()
-    let afterRow = EncodedRow()
-    /// Where events built as Extended JSON go, one line each: the current batch's buffer.
-    var chunk = JSONBuffer(capacity: 64 * 1024)
 
     /// The streamed transaction whose block is being read (protocol 2).
     private var inStreamBlock: UInt32?
 
-    /// Starts a new buffer for the events built as Extended JSON from now
-    /// on: the one before belongs to the batch handed to the sink.
-    public func startBatch() {
-        guard encoding == .extendedJSON else { return }
-        chunk = JSONBuffer(capacity: max(64 * 1024, chunk.count + chunk.count / 8))
-    }
+    /// The events so far went to the sink as a batch (see EventEncoder.startBatch).
+    public func startBatch() { encoder.startBatch() }
 
     /// Whether a transaction has begun and not yet committed.
     public var inTransaction: Bool { transaction != nil }
@@ -130,13 +123,15 @@ public final class EventBuilder {
 
     /// `spoolDirectory`: where transactions still in progress wait for their
     /// commit (in a directory named after the slot).
-    public init(slot: String, types: TypeCatalog, encoding: Encoding = .documents,
+    /// `makeEncoder`: the sink's (EventSink.makeEncoder); documents by default.
+    public init(slot: String, types: TypeCatalog, makeEncoder: (EncoderContext) -> EventEncoder = { DocumentEncoder($0) },
                 spoolDirectory: URL = FileManager.default.temporaryDirectory) throws {
         self.slot = slot
-        slotJSON = JSONBytes.string(slot)
         self.types = types
-        self.encoding = encoding
         decoder = ValueDecoder(types: types)
+        let context = EncoderContext(slot: slot, decoder: decoder)
+        encoder = makeEncoder(context)
+        documents = DocumentEncoder(context)
         spool = try StreamSpool(base: spoolDirectory, slot: slot)
     }
 
@@ -194,7 +189,9 @@ public final class EventBuilder {
                     document.append(column, .document(EventDocument([("from", from.map(EventValue.string) ?? .null),
                                                                      ("to", to.map(EventValue.string) ?? .null)])))
                 }
-                try emit(.event(event("schema", info, lsn: lsn, before: nil, after: nil, changes: document)))
+                let position = nextPosition(lsn: lsn)
+                try emit(.event(documents.event("schema", info, lsn: lsn, transaction: position.transaction, position: position.number,
+                                                before: nil, after: nil, changes: document)))
             }
         case .type, .origin, .streamStop, .streamStart, .streamCommit, .streamAbort:
             break
@@ -209,69 +206,45 @@ public final class EventBuilder {
         case let .insert(insert):
             let info = try relation(insert.relationOID)
             if skipped(info) { return }
-            if encoding == .extendedJSON {
-                return try emit(.event(encodedEvent(Self.insertJSON, info, lsn: lsn, before: nil, after: insert.new, old: nil)))
-            }
-            let after = row(info, insert.new, old: nil)
-            try emit(.event(event("insert", info, lsn: lsn, before: nil, after: after, changes: nil)))
+            try emit(.event(change(.insert, info, lsn: lsn, before: nil, after: insert.new, old: nil)))
         case let .update(update):
             let info = try relation(update.relationOID)
             if skipped(info) { return }
-            if encoding == .extendedJSON {
-                return try emit(.event(encodedEvent(Self.updateJSON, info, lsn: lsn, before: update.old ?? update.oldKey,
-                                                    after: update.new, old: update.old)))
-            }
-            let before = (update.old ?? update.oldKey).map { row(info, $0, old: nil) }
-            let after = row(info, update.new, old: update.old)
-            var changes: EventDocument?
-            if let before, let old = update.old {
-                var fields = EventDocument()
-                forEachChangedColumn(old: old, new: update.new, columns: info.relation.columns.count) { column in
-                    let name = info.relation.columns[column].name
-                    fields.append(name, .document(EventDocument([("from", before.document[name] ?? .null),
-                                                                 ("to", after.document[name] ?? .null)])))
-                }
-                changes = fields
-            }
-            var change = event("update", info, lsn: lsn, before: before, after: after, changes: changes)
-            if let before, !info.keyNames.isEmpty {
-                let previous = entityID(of: before.document, info)
-                if previous != change.entityId { change.previousEntityId = previous }
-            }
-            try emit(.event(change))
+            try emit(.event(change(.update, info, lsn: lsn, before: update.old ?? update.oldKey, after: update.new, old: update.old)))
         case let .delete(delete):
             let info = try relation(delete.relationOID)
             if skipped(info) { return }
-            if encoding == .extendedJSON {
-                return try emit(.event(encodedEvent(Self.deleteJSON, info, lsn: lsn, before: delete.old ?? delete.oldKey,
-                                                    after: nil, old: nil)))
-            }
-            let before = (delete.old ?? delete.oldKey).map { row(info, $0, old: nil) }
-            try emit(.event(event("delete", info, lsn: lsn, before: before, after: nil, changes: nil)))
+            try emit(.event(change(.delete, info, lsn: lsn, before: delete.old ?? delete.oldKey, after: nil, old: nil)))
         case let .truncate(truncate):
             for oid in truncate.relationOIDs {
                 let info = try relation(oid)
                 if skipped(info) { continue }
-                if encoding == .extendedJSON {
-                    try emit(.event(encodedEvent(Self.truncateJSON, info, lsn: lsn, before: nil, after: nil, old: nil)))
-                } else {
-                    try emit(.event(event("truncate", info, lsn: lsn, before: nil, after: nil, changes: nil)))
-                }
+                try emit(.event(change(.truncate, info, lsn: lsn, before: nil, after: nil, old: nil)))
             }
         }
     }
 
-    private static let insertJSON = JSONBytes.string("insert")
-    private static let updateJSON = JSONBytes.string("update")
-    private static let deleteJSON = JSONBytes.string("delete")
-    private static let truncateJSON = JSONBytes.string("truncate")
+    /// The next position in the transaction (outside one, a transaction of its own at `lsn`).
+    private func nextPosition(lsn: LSN) -> (transaction: Transaction, number: Int) {
+        let current = transaction ?? Transaction(slot: slot, xid: 0, commitLSN: lsn, commitMilliseconds: 0)
+        current.position += 1
+        return (current, current.position)
+    }
+
+    /// A row change, numbered, through the sink's encoder.
+    private func change(_ operation: RowChange.Operation, _ info: RelationInfo, lsn: LSN, before: TupleData?, after: TupleData?,
+                        old: TupleData?) -> ChangeEvent {
+        let position = nextPosition(lsn: lsn)
+        return encoder.encode(RowChange(operation: operation, info: info, lsn: lsn, before: before, after: after, old: old,
+                                        transaction: position.transaction, position: position.number))
+    }
 
     /// The columns an update changed, in order: those the new row has (a
     /// TOAST value it did not touch counts as the old one) whose value differs
     /// from the old row's, or that the old row lacks. Values are compared as
     /// the server printed them, so a change of a microsecond or from -0 to 0
     /// is a change even where the event's types cannot show it.
-    func forEachChangedColumn(old: TupleData, new: TupleData, columns: Int, _ body: (Int) -> Void) {
+    static func forEachChangedColumn(old: TupleData, new: TupleData, columns: Int, _ body: (Int) -> Void) {
         for index in 0..<min(columns, new.values.count) {
             let oldValue: TupleValue = index < old.values.count ? old.values[index] : .unchangedToast
             var newValue = new.values[index]
@@ -298,83 +271,11 @@ public final class EventBuilder {
         return relation.columns.indices.filter { relation.columns[$0].isKey }
     }
 
-    private struct Row {
-        var document: EventDocument
-        var exact: [(String, String)]
-        /// A TOAST value the change did not touch, and the old row did not carry, is left out.
-        var partial = false
-    }
-
-    /// A row as a document; TOAST values the change did not touch come from the old row.
-    private func row(_ info: RelationInfo, _ tuple: TupleData, old: TupleData?) -> Row {
-        var document = EventDocument()
-        document.reserveCapacity(info.relation.columns.count)
-        var exact: [(String, String)] = []
-        var partial = false
-        for (index, column) in info.relation.columns.enumerated() where index < tuple.values.count {
-            var value = tuple.values[index]
-            if value == .unchangedToast, let old, index < old.values.count { value = old.values[index] }
-            switch value {
-            case .null: document.append(column.name, .null)
-            case .unchangedToast: partial = true
-            case let .binary(bytes): document.append(column.name, .binary(subtype: BinarySubtype.generic, bytes: Array(bytes)))
-            case let .text(bytes):
-                let decoded = decoder.decode(String(decoding: bytes, as: UTF8.self), plan: info.plans[index])
-                document.append(column.name, decoded.value)
-                if let text = decoded.exactText { exact.append((column.name, text)) }
-            }
-        }
-        return Row(document: document, exact: exact, partial: partial)
-    }
-
-    private func entityID(of row: EventDocument, _ info: RelationInfo) -> EventValue {
-        if info.keyNames.count == 1 { return row[info.keyNames[0]] ?? .null }
-        return .document(EventDocument(info.keyNames.map { ($0, row[$0] ?? .null) }))
-    }
-
     private func applyContext(_ content: ArraySlice<UInt8>) {
         guard let object = try? JSONSerialization.jsonObject(with: Data(content)) as? [String: Any] else { return }
         transaction?.userID = object["user_id"] as? String
         transaction?.changesetID = object["changeset_id"] as? String
         transaction?.contextJSON = nil
-    }
-
-    private func event(_ operation: String, _ info: RelationInfo, lsn: LSN, before: Row?, after: Row?, changes: EventDocument?) -> ChangeEvent {
-        let current = transaction ?? Transaction(slot: slot, xid: 0, commitLSN: lsn, commitMilliseconds: 0)
-        let position = current.position + 1
-        transaction?.position = position
-
-        var entityID: EventValue = .null
-        if let source = (after ?? before)?.document, !info.keyNames.isEmpty { entityID = self.entityID(of: source, info) }
-        var metadata = EventDocument([
-            ("lsn", .string(lsn.description)),
-            ("commitLsn", .string(current.commitLSNText)),
-            (EventField.txId, .int64(Int64(current.xid))),
-            ("slot", .string(slot)),
-            ("table", .string(info.qualifiedName)),
-        ])
-        let exact: [(key: String, value: EventValue)] = (before?.exact.map { ("before.\($0.0)", EventValue.string($0.1)) } ?? [])
-            + (after?.exact.map { ("after.\($0.0)", EventValue.string($0.1)) } ?? [])
-        if !exact.isEmpty { metadata.append("exact", .document(EventDocument(exact))) }
-
-        let id = ChangeEvent.id(prefix: current.idPrefix, position: position)
-        let document = EventDocument([
-            (EventField.id, .string(id)),
-            (EventField.entityType, .string(info.qualifiedName)),
-            (EventField.entityId, entityID),
-            (EventField.changesetId, .string(current.changesetID ?? current.xidText)),
-            (EventField.txId, .int64(Int64(current.xid))),
-            (EventField.timestamp, .date(current.commitMilliseconds)),
-            (EventField.userId, current.userID.map(EventValue.string) ?? .null),
-            (EventField.operation, .string(operation)),
-            (EventField.changes, changes.map(EventValue.document) ?? .null),
-            (EventField.before, before.map { .document($0.document) } ?? .null),
-            (EventField.after, after.map { .document($0.document) } ?? .null),
-            (EventField.metadata, .document(metadata)),
-        ])
-        var change = ChangeEvent(commitLSN: current.commitLSN, position: position, document: document)
-        change.afterIsPartial = after?.partial ?? false
-        return change
     }
 }
 

@@ -394,7 +394,7 @@ final class ExportRowEncoder {
             output.append(bytes: key)
             if column < fields.count, let text = fields[column] {
                 var out = output
-                if EventBuilder.appendJSON(text, plan: plans[column], decoder: decoder, to: &out) { lossy.append(column) }
+                if ExtendedJSONEncoder.appendJSON(text, plan: plans[column], decoder: decoder, to: &out) { lossy.append(column) }
             } else {
                 output.append(static: "null")
             }

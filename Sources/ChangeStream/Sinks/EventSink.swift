@@ -8,16 +8,17 @@ public protocol EventSink: AnyObject {
     func write(_ events: [ChangeEvent]) throws -> Int
     /// Where the events go, without credentials, for logs.
     var description: String { get }
-    /// How the sink wants events built: a JSON-lines sink takes them as
-    /// Extended JSON made straight from the rows' bytes.
-    var encoding: EventBuilder.Encoding { get }
+    /// The sink's encoder, which writes each change in the sink's form: a
+    /// JSON-lines sink takes Extended JSON made straight from the rows' bytes,
+    /// MongoDB documents.
+    func makeEncoder(_ context: EncoderContext) -> EventEncoder
     /// Called before a stream starts again on the same sink (after a lost
     /// connection): events written but not confirmed will come again.
     func resume() throws
 }
 
 extension EventSink {
-    public var encoding: EventBuilder.Encoding { .documents }
+    public func makeEncoder(_ context: EncoderContext) -> EventEncoder { DocumentEncoder(context) }
     /// A sink that recognises events it holds by _id needs nothing more.
     public func resume() throws {}
 }

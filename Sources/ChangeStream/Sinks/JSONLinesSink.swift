@@ -40,7 +40,7 @@ public final class JSONLinesSink: EventSink {
         if isFile { close(descriptor) }
     }
 
-    public var encoding: EventBuilder.Encoding { .extendedJSON }
+    public func makeEncoder(_ context: EncoderContext) -> EventEncoder { ExtendedJSONEncoder(context) }
 
     /// Reads the file's last line again, so that the events the stream sends
     /// again (written, not yet confirmed) are skipped. On stdout they appear twice.

@@ -24,8 +24,12 @@ public final class MongoConnection {
     public let shownURI: String
     private var collections: [String: OpaquePointer] = [:]
 
-    /// - Parameter writeConcern: `majority` (the default), or a number of nodes; always journaled.
-    public init(uri: String, database: String, writeConcern concern: String = "majority") throws {
+    /// - Parameters:
+    ///   - writeConcern: `majority` (the default), or a number of nodes; always journaled.
+    ///   - socketTimeoutMilliseconds: how long one reply may take, unless the URI says
+    ///     (a stream retries soon; a long sorted read's first batch can take minutes).
+    public init(uri: String, database: String, writeConcern concern: String = "majority",
+                socketTimeoutMilliseconds: Int32 = 30000) throws {
         let driver: MongoDriver
         switch MongoDriver.shared {
         case let .success(loaded): driver = loaded
@@ -42,7 +46,9 @@ public final class MongoConnection {
         defer { driver.uriDestroy(parsed) }
         // Bound every attempt well inside wal_sender_timeout; the stream retries.
         if !uri.contains("serverSelectionTimeoutMS") { _ = driver.uriSetOptionAsInt32(parsed, MongoDriver.serverSelectionTimeoutOption, 5000) }
-        if !uri.contains("socketTimeoutMS") { _ = driver.uriSetOptionAsInt32(parsed, MongoDriver.socketTimeoutOption, 30000) }
+        if !uri.contains("socketTimeoutMS") {
+            _ = driver.uriSetOptionAsInt32(parsed, MongoDriver.socketTimeoutOption, socketTimeoutMilliseconds)
+        }
         _ = driver.uriSetAppname(parsed, "temporal")
         guard let client = driver.clientNewFromURIWithError(parsed, &error) else {
             throw SinkError("cannot use MongoDB at \(shown): \(BSON.message(error))", retryable: false)

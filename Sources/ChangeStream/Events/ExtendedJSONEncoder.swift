@@ -1,18 +1,5 @@
 import Postgres
 
-extension EventBuilder {
-    /// What events are built as.
-    public enum Encoding: Sendable {
-        /// `EventDocument`s, for a sink that converts them (MongoDB's BSON).
-        case documents
-        /// One line of relaxed Extended JSON each, written straight from the
-        /// row's bytes without building a document first: the JSON-lines
-        /// sink's fast path. Byte for byte what `ExtendedJSON` writes for the
-        /// document the same change gives (a test holds the two together).
-        case extendedJSON
-    }
-}
-
 /// The JSON of one row of a change, reused from event to event: each
 /// column's value as Extended JSON, and where it lies. State behind a
 /// pointer, like JSONBuffer's, so that the hot path pays no exclusivity checks.
@@ -132,14 +119,40 @@ enum JSONBytes {
     }
 }
 
-extension EventBuilder {
+/// Events as lines of relaxed Extended JSON, written straight from the row's
+/// bytes without building a document first: the JSON-lines sink's encoder.
+/// Byte for byte what `ExtendedJSON` writes for the document `DocumentEncoder`
+/// makes of the same change (a test holds the two together).
+public final class ExtendedJSONEncoder: EventEncoder {
+    private let decoder: ValueDecoder
+    private let slotJSON: [UInt8]
+    /// Reused by every event.
+    private let beforeRow = EncodedRow()
+    private let afterRow = EncodedRow()
+    /// Where the events go, one line each: the current batch's buffer.
+    private var chunk = JSONBuffer(capacity: 64 * 1024)
+
+    public init(_ context: EncoderContext) {
+        decoder = context.decoder
+        slotJSON = JSONBytes.string(context.slot)
+    }
+
+    /// A new buffer for the events from now on: the one before belongs to the batch handed to the sink.
+    public func startBatch() {
+        chunk = JSONBuffer(capacity: max(64 * 1024, chunk.count + chunk.count / 8))
+    }
+
+    private static let operations: [RowChange.Operation: [UInt8]] = [
+        .insert: JSONBytes.string("insert"), .update: JSONBytes.string("update"),
+        .delete: JSONBytes.string("delete"), .truncate: JSONBytes.string("truncate"),
+    ]
+
     /// One change as a line of Extended JSON: the same fields, in the same
-    /// order and with the same values, as `event(...)` builds as a document.
-    func encodedEvent(_ operation: [UInt8], _ info: RelationInfo, lsn: LSN, before: TupleData?, after: TupleData?,
-                      old: TupleData?) -> ChangeEvent {
-        let current = transaction ?? Transaction(slot: slot, xid: 0, commitLSN: lsn, commitMilliseconds: 0)
-        let position = current.position + 1
-        transaction?.position = position
+    /// order and with the same values, as `DocumentEncoder` builds as a document.
+    public func encode(_ change: RowChange) -> ChangeEvent {
+        let info = change.info, lsn = change.lsn, before = change.before, after = change.after, old = change.old
+        let current = change.transaction, position = change.position
+        let operation = Self.operations[change.operation]!
         let columns = info.relation.columns.count
 
         beforeRow.present = false
@@ -187,7 +200,7 @@ extension EventBuilder {
             ExtendedJSON.append(.date(current.commitMilliseconds), to: &context)
             context.append(static: JSONBytes.userID)
             if let user = current.userID { ExtendedJSON.appendString(user, to: &context) } else { context.append(static: JSONBytes.null) }
-            transaction?.contextJSON = context
+            current.contextJSON = context
             output.append(bytes: context)
         }
         output.append(static: JSONBytes.operation)
@@ -197,7 +210,7 @@ extension EventBuilder {
         if let old, let after {
             output.append(UInt8(ascii: "{"))
             var first = true
-            forEachChangedColumn(old: old, new: after, columns: columns) { column in
+            EventBuilder.forEachChangedColumn(old: old, new: after, columns: columns) { column in
                 if !first { output.append(static: JSONBytes.separator) }
                 first = false
                 output.append(bytes: info.jsonKeys[column])
@@ -230,7 +243,7 @@ extension EventBuilder {
             ExtendedJSON.appendInteger(Int64(current.xid), to: &metadata)
             metadata.append(static: JSONBytes.slot)
             metadata.append(bytes: slotJSON)
-            transaction?.metadataJSON = metadata
+            current.metadataJSON = metadata
             output.append(bytes: metadata)
         }
         output.append(static: JSONBytes.table)
@@ -260,7 +273,7 @@ extension EventBuilder {
     }
 
     /// `{"column": value, ...}` of the columns the row has, or null without a row.
-    private func appendRow(_ row: EncodedRow, _ info: RelationInfo, to output: inout JSONBuffer) {
+    private func appendRow(_ row: EncodedRow, _ info: EventBuilder.RelationInfo, to output: inout JSONBuffer) {
         guard row.present else {
             output.append(static: JSONBytes.null)
             return
@@ -277,7 +290,7 @@ extension EventBuilder {
     }
 
     /// Each column's value as JSON; TOAST values the change did not touch come from the old row.
-    private func encode(_ info: RelationInfo, _ tuple: TupleData, old: TupleData?, into row: EncodedRow, columns: Int) {
+    private func encode(_ info: EventBuilder.RelationInfo, _ tuple: TupleData, old: TupleData?, into row: EncodedRow, columns: Int) {
         row.reset(columns: columns)
         var output = row.bytes
         for index in 0..<min(columns, tuple.values.count) {
