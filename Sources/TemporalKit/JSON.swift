@@ -67,3 +67,17 @@ public enum JSON {
         return output + "\""
     }
 }
+
+extension QueryResult {
+    /// The rows as a JSON array of objects, each value by its type: what
+    /// `--format json` prints and what the MCP tools return.
+    public var jsonArray: String {
+        "[" + rows.map(jsonObject).joined(separator: ",\n ") + "]"
+    }
+
+    public func jsonObject(_ row: [String?]) -> String {
+        "{" + zip(columns, row).map { column, value in
+            JSON.string(column.name) + ": " + JSON.value(value, typeOID: column.typeOID)
+        }.joined(separator: ", ") + "}"
+    }
+}

@@ -89,37 +89,25 @@ struct Revert: DatabaseCommand {
         let renderer = Renderer(format: output.format)
 
         if dryRun {
-            let plan = try timeTravel.revert(target, dryRun: true)
-            renderer.printRevert(plan, applied: false)
+            renderer.printRevert(try timeTravel.planRevert(target))
             return
         }
-        var preview: QueryResult?
+        var preview: RevertPlan?
         if !yes {
-            let plan = try timeTravel.revert(target, dryRun: true)
-            renderer.printRevert(plan, applied: false)
-            guard !plan.rows.isEmpty else { return }
+            let plan = try timeTravel.planRevert(target)
+            renderer.printRevert(plan)
+            guard !plan.changes.isEmpty else { return }
             guard Confirmation.ask("Apply this revert?") else {
                 printError("nothing changed")
                 throw ExitCode(1)
             }
             preview = plan
         }
-        try database.transaction {
-            let done = try timeTravel.revert(target, dryRun: false)
-            if let preview, preview.rows != done.rows {
-                throw PostgresError(
-                    kind: .server, sqlState: "40001",
-                    message: "the table changed since the preview; nothing was reverted",
-                    hint: "Run the revert again to see the new preview.")
-            }
-            renderer.printRevert(done, applied: true)
-            // Each revert has a changeset of its own, so that it can be undone.
-            if !done.rows.isEmpty, let label = try database.query("""
-                SELECT t.changeset_id FROM temporal_versioning.transactions t
-                WHERE t.tx_id OPERATOR(pg_catalog.=) pg_catalog.txid_current_if_assigned()
-                """).scalar {
-                printError("recorded under changeset \(label); to undo it: temporal revert --changeset '\(label)'")
-            }
+        // The plan carried out must be the one previewed (the table may have changed meanwhile).
+        let done = try timeTravel.applyRevert(target, expecting: preview?.planID)
+        renderer.printRevert(done)
+        if let label = done.changeset {
+            printError("recorded under changeset \(label); to undo it: temporal revert --changeset '\(label)'")
         }
     }
 }

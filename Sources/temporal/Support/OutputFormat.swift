@@ -29,7 +29,7 @@ struct Renderer {
     func printRecord(_ result: QueryResult) {
         switch format {
         case .table: Swift.print(expandedRecord(result), terminator: "")
-        case .json: Swift.print(result.rows.first.map { jsonObject(result.columns, $0) } ?? "null")
+        case .json: Swift.print(result.rows.first.map { result.jsonObject($0) } ?? "null")
         case .csv: Swift.print(csv(result), terminator: "")
         }
     }
@@ -54,7 +54,7 @@ struct Renderer {
             var first = true
             Swift.print("[", terminator: "")
             try connection.stream(sql, parameters) { columns, row in
-                Swift.print((first ? "" : ",\n ") + jsonObject(columns, row), terminator: "")
+                Swift.print((first ? "" : ",\n ") + QueryResult(columns: columns, rows: []).jsonObject(row), terminator: "")
                 first = false
             }
             Swift.print("]")
@@ -73,31 +73,24 @@ struct Renderer {
     }
 
     /// A revert's plan (source_table, action, key, before, after) and its counts.
-    func printRevert(_ plan: QueryResult, applied: Bool) {
-        let actions = plan.namedRows.map { $0["action"] ?? "" }
-        let deletes = actions.filter { $0 == "delete" }.count
-        let updates = actions.filter { $0 == "update" }.count
-        let inserts = actions.filter { $0 == "insert" }.count
+    func printRevert(_ plan: RevertPlan) {
         switch format {
         case .json:
-            let rows = plan.namedRows.map { row in
-                "{\"table\": \(JSON.string(row["source_table"] ?? "")), \"action\": \(JSON.string(row["action"] ?? "")), "
-                    + "\"key\": \(row["key"] ?? "null"), \"before\": \(row["before"] ?? "null"), \"after\": \(row["after"] ?? "null")}"
-            }
-            Swift.print(
-                "{\"applied\": \(applied), \"inserts\": \(inserts), \"updates\": \(updates), \"deletes\": \(deletes),\n"
-                    + " \"rows\": [" + rows.joined(separator: ",\n  ") + "]}")
+            Swift.print(plan.json)
         case .csv:
-            Swift.print(csv(plan), terminator: "")
+            Swift.print(CSV.line(["source_table", "action", "key", "before", "after"]))
+            for change in plan.changes { Swift.print(CSV.line([change.table, change.action, change.key, change.before, change.after])) }
         case .table:
-            if plan.rows.isEmpty {
+            if plan.changes.isEmpty {
                 Swift.print("nothing to revert: the rows are already as they were")
                 return
             }
-            Swift.print(alignedTable(plan), terminator: "")
-            Swift.print(applied
-                ? "reverted: \(deletes) deleted, \(updates) updated, \(inserts) inserted"
-                : "dry run: would delete \(deletes), update \(updates), insert \(inserts); nothing was changed")
+            let rows = plan.changes.map { [$0.table, $0.action, $0.key, $0.before, $0.after] }
+            Swift.print(alignedTable(QueryResult(columns: ["source_table", "action", "key", "before", "after"].map {
+                QueryResult.Column(name: $0, typeOID: 25) }, rows: rows)), terminator: "")
+            Swift.print(plan.applied
+                ? "reverted: \(plan.deletes) deleted, \(plan.updates) updated, \(plan.inserts) inserted"
+                : "dry run: would delete \(plan.deletes), update \(plan.updates), insert \(plan.inserts); nothing was changed")
         }
     }
 
@@ -141,15 +134,7 @@ struct Renderer {
         }.joined(separator: "\n") + "\n"
     }
 
-    private func jsonArray(_ result: QueryResult) -> String {
-        "[" + result.rows.map { jsonObject(result.columns, $0) }.joined(separator: ",\n ") + "]"
-    }
-
-    private func jsonObject(_ columns: [QueryResult.Column], _ row: [String?]) -> String {
-        "{" + zip(columns, row).map { column, value in
-            JSON.string(column.name) + ": " + JSON.value(value, typeOID: column.typeOID)
-        }.joined(separator: ", ") + "}"
-    }
+    private func jsonArray(_ result: QueryResult) -> String { result.jsonArray }
 
     private func csv(_ result: QueryResult) -> String {
         ([CSV.line(result.columns.map(\.name))] + result.rows.map { CSV.line($0) })
