@@ -25,7 +25,7 @@ struct Temporal: ParsableCommand {
         subcommands: [
             Install.self, Enable.self, Disable.self, List.self, Status.self,
             AsOf.self, History.self, Log.self, Diff.self, Revert.self, Stream.self,
-            Retention.self, Prune.self, Maintain.self, Archive.self, Export.self, SchemaChanges.self, Schema.self, Verify.self,
+            Retention.self, Prune.self, Maintain.self, Archive.self, Export.self, SchemaChanges.self, Schema.self, Verify.self, MCPCommand.self,
         ]
     )
 }
