@@ -97,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TemporalCLITests",
-            dependencies: ["temporal", "TestSupport", "Postgres", "TemporalKit"]
+            dependencies: ["temporal", "TestSupport", "Postgres", "TemporalKit", "TemporalMCP"]
         ),
     ]
 )

@@ -51,7 +51,7 @@ public final class TemporalMCPServer: Sendable {
         await server.withMethodHandler(CallTool.self) { [self] params in
             await self.call(params.name, arguments: params.arguments ?? [:])
         }
-        try await server.start(transport: StdioTransport())
+        try await server.start(transport: DrainingTransport())
         await server.waitUntilCompleted()
         await session.close()
     }
