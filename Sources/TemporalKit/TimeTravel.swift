@@ -11,7 +11,7 @@ public struct TimeTravel {
 
     /// Reads each timestamp the way PostgreSQL's timestamptz input does, in
     /// the session's time zone (PGTZ, the server's default), and returns it as
-    /// an exact UTC instant. Afterwards the session prints every time in UTC.
+    /// an exact UTC instant. The session's settings are left as they were.
     public func resolveInstants(_ texts: [String]) throws -> [String] {
         var instants: [String] = []
         for text in texts {
@@ -28,8 +28,13 @@ public struct TimeTravel {
             }
             instants.append(instant)
         }
-        try connection.execute("SET TimeZone = 'UTC'")
         return instants
+    }
+
+    /// From now on the session prints every time in UTC (what the CLI and
+    /// the MCP tools show, so that instants read back are unambiguous).
+    public func printTimesInUTC() throws {
+        try connection.execute("SET TimeZone = 'UTC'")
     }
 
     /// The query for `table` as it was at `instant` (in $1), after the checks

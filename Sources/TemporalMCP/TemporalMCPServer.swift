@@ -115,6 +115,8 @@ actor DatabaseSession {
         let made = try Connection(conninfo: options.conninfo)
         try made.pinSearchPath()
         try made.execute("SET application_name = 'temporal mcp'")
+        // Times in results are UTC, so that an instant read back is unambiguous.
+        try TimeTravel(connection: made).printTimesInUTC()
         if options.mode == .restricted {
             try made.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             try made.query("SELECT pg_catalog.set_config('statement_timeout', $1, false)", [options.statementTimeout])

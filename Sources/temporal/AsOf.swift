@@ -44,6 +44,7 @@ struct AsOf: DatabaseCommand {
         try database.pinSearchPath()
         let timeTravel = TimeTravel(connection: database)
         let instant = try timeTravel.resolveInstants([at])[0]
+        try timeTravel.printTimesInUTC()
         let query = try timeTravel.asOfQuery(name, at: instant, limit: limit, json: output.format == .json)
         let renderer = Renderer(format: output.format)
         if output.format == .json {

@@ -36,6 +36,7 @@ struct Diff: DatabaseCommand {
         try database.pinSearchPath()
         let timeTravel = TimeTravel(connection: database)
         let instants = try timeTravel.resolveInstants([from, to])
+        try timeTravel.printTimesInUTC()
         let differences = try timeTravel.diff(name, from: instants[0], to: instants[1])
         guard output.format == .json else {
             return Renderer(format: output.format).print(differences)

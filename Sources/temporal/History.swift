@@ -48,7 +48,7 @@ struct History: DatabaseCommand {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
         try database.pinSearchPath()
         let timeTravel = TimeTravel(connection: database)
-        _ = try timeTravel.resolveInstants([])
+        try timeTravel.printTimesInUTC()
         let versions = try timeTravel.rowHistory(name, key: keyPairs, expandColumns: output.format != .json)
         Renderer(format: output.format).print(versions)
     }

@@ -160,6 +160,7 @@ struct Prune: DatabaseCommand {
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database, includingDropped: true)
         let floor = try TimeTravel(connection: database).resolveInstants([before])[0]
+        try TimeTravel(connection: database).printTimesInUTC()
         var lifecycle = Lifecycle(connection: database)
         lifecycle.rowsPerBatch = batchRows
         lifecycle.pauseBetweenBatches = Double(pause) / 1000

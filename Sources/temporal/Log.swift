@@ -60,6 +60,7 @@ struct Log: DatabaseCommand {
         try database.pinSearchPath()
         let timeTravel = TimeTravel(connection: database)
         let window = try timeTravel.resolveInstants([since, until].compactMap { $0 })
+        try timeTravel.printTimesInUTC()
         var instants = window.makeIterator()
         let filter = TimeTravel.LogFilter(
             since: since == nil ? nil : instants.next(), until: until == nil ? nil : instants.next(),

@@ -78,6 +78,7 @@ struct Revert: DatabaseCommand {
         let name = try table.map { try TableResolver.resolve($0, on: database, includingDropped: true) }
         let timeTravel = TimeTravel(connection: database)
         let instants = try timeTravel.resolveInstants(to.map { [$0] } ?? [])
+        try timeTravel.printTimesInUTC()
         let target: TimeTravel.RevertTarget
         if let name, let instant = instants.first {
             target = .instant(name, instant)

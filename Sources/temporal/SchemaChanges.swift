@@ -34,6 +34,7 @@ struct SchemaChanges: DatabaseCommand {
     func run(on database: Connection) throws {
         let name = try table.map { try TableResolver.resolve($0, on: database, includingDropped: true) }
         let instants = try TimeTravel(connection: database).resolveInstants([since, until].compactMap { $0 })
+        try TimeTravel(connection: database).printTimesInUTC()
         let changes = try SchemaReport(connection: database).changes(
             of: name, since: since == nil ? nil : instants[0], until: until == nil ? nil : instants.last)
         let text: UInt32 = 25
