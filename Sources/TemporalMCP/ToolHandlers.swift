@@ -67,7 +67,8 @@ enum ToolHandlers {
             return try await server.session.run(readOnly: true) { connection in
                 let timeTravel = TimeTravel(connection: connection)
                 let instants = try timeTravel.resolveInstants([call.required("timestamp1"), call.required("timestamp2")])
-                return rows(try timeTravel.diff(table(connection), from: instants[0], to: instants[1]), limit: limit)
+                let (differences, truncated) = try timeTravel.compare(table(connection), from: instants[0], to: instants[1]).limited(to: limit)
+                return "{\"row_count\": \(differences.count), \"truncated\": \(truncated),\n \"differences\": \(differences.json)}"
             }
         case "revert_table_data", "revert_changeset":
             let dryRun = call.bool("dry_run", default: true)

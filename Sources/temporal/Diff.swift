@@ -37,24 +37,10 @@ struct Diff: DatabaseCommand {
         let timeTravel = TimeTravel(connection: database)
         let instants = try timeTravel.resolveInstants([from, to])
         try timeTravel.printTimesInUTC()
-        let differences = try timeTravel.diff(name, from: instants[0], to: instants[1])
+        let differences = try timeTravel.compare(name, from: instants[0], to: instants[1])
         guard output.format == .json else {
-            return Renderer(format: output.format).print(differences)
+            return Renderer(format: output.format).print(differences.rows)
         }
-        var added: [String] = [], deleted: [String] = [], modified: [String] = []
-        for row in differences.namedRows {
-            switch row["change"] {
-            case "added": added.append(row["after"] ?? "null")
-            case "deleted": deleted.append(row["before"] ?? "null")
-            default:
-                let changed = JSON.value(row["changed_columns"], typeOID: PostgresType.textArrays.first!)
-                modified.append(#"{"key": \#(row["key"] ?? "null"), "before": \#(row["before"] ?? "null"), "after": \#(row["after"] ?? "null"), "changed": \#(changed)}"#)
-            }
-        }
-        print("""
-            {"added": [\(added.joined(separator: ", "))],
-             "deleted": [\(deleted.joined(separator: ", "))],
-             "modified": [\(modified.joined(separator: ",\n  "))]}
-            """)
+        print(differences.json)
     }
 }

@@ -114,6 +114,9 @@ async def main():
             check(history.get("row_count", 0) >= 5, f"change history: {history['row_count']} changes")
             diff = results["compare_temporal_data"].structured_content or {}
             check(diff.get("row_count") == 3, f"compare: {diff}")
+            differences = diff.get("differences", {})
+            check((len(differences.get("added", [])), len(differences.get("deleted", [])), len(differences.get("modified", []))) == (1, 1, 1)
+                  and differences["modified"][0]["changed"] == ["v"], f"compare groups as temporal diff --format json: {differences}")
             plan = results["revert_table_data"].structured_content or {}
             check(plan["applied"] is False and (plan["inserts"], plan["updates"], plan["deletes"]) == (1, 1, 1) and plan["plan_id"],
                   f"revert preview: {plan}")
