@@ -55,8 +55,9 @@ enum ToolHandlers {
             return try await server.session.run(readOnly: true) { connection in
                 let timeTravel = TimeTravel(connection: connection)
                 let instants = try timeTravel.resolveInstants([call.required("start_time"), call.required("end_time")])
-                let filter = TimeTravel.LogFilter(since: instants[0], until: instants[1], operation: call.string("operation"), limit: limit + 1)
-                return rows(try timeTravel.log(table(connection), filter, summary: false), limit: limit)
+                let changes = try timeTravel.changeLog(table(connection), since: instants[0], until: instants[1],
+                                                       operation: call.string("operation"), limit: limit)
+                return "{\"row_count\": \(changes.rows.rows.count), \"truncated\": \(changes.truncated),\n \"rows\": \(changes.rows.jsonArray)}"
             }
         case "get_row_history":
             return try await server.session.run(readOnly: true) { connection in

@@ -61,14 +61,12 @@ struct Log: DatabaseCommand {
         let timeTravel = TimeTravel(connection: database)
         let window = try timeTravel.resolveInstants([since, until].compactMap { $0 })
         try timeTravel.printTimesInUTC()
-        var instants = window.makeIterator()
-        let filter = TimeTravel.LogFilter(
-            since: since == nil ? nil : instants.next(), until: until == nil ? nil : instants.next(),
-            operation: operation?.rawValue.uppercased(), user: user, changeset: changeset,
-            limit: limit == 0 ? nil : limit)
-        let changes = try timeTravel.log(name, filter, summary: output.format == .table)
-        Renderer(format: output.format).print(changes)
-        if limit > 0 && changes.rows.count == limit {
+        let changes = try timeTravel.changeLog(
+            name, since: since == nil ? nil : window.first, until: until == nil ? nil : window.last,
+            operation: operation?.rawValue, user: user, changeset: changeset, limit: limit == 0 ? nil : limit,
+            summary: output.format == .table)
+        Renderer(format: output.format).print(changes.rows)
+        if changes.truncated {
             printError("(the first \(limit) changes; --limit N shows more, --limit 0 all)")
         }
     }

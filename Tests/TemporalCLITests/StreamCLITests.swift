@@ -218,7 +218,13 @@ struct StreamCLITests {
             if (try? String(contentsOf: setup.file, encoding: .utf8))?.split(separator: "\n").count == 100 { break }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        let metrics = try Self.httpGet(port: port, path: "/metrics")
+        // The counter moves just after the batch is written: the file can show the lines a moment before.
+        var metrics = ""
+        for _ in 0..<100 {
+            metrics = try Self.httpGet(port: port, path: "/metrics")
+            if metrics.contains("temporal_stream_events_written_total 100") { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         #expect(metrics.contains("temporal_stream_events_written_total 100"), "\(metrics)")
         for name in ["temporal_stream_lag_bytes", "temporal_stream_retained_wal_bytes", "temporal_stream_batch_duration_seconds"] {
             #expect(metrics.contains(name), "\(name)")
