@@ -79,6 +79,16 @@ public final class Connection {
     /// that no function, operator or type a role with CREATE on a schema of
     /// the user's path planted can stand in for a built-in in the SQL this
     /// connection runs from now on. Names typed by a user are resolved before.
+    /// Makes every later transaction of the session READ ONLY (a function a
+    /// table owner wrote cannot write either), and with `statementTimeout`
+    /// bounds each statement: the read-only mode of the CLI and of the MCP server.
+    public func restrictToReading(statementTimeout: String? = nil) throws {
+        try execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        if let statementTimeout {
+            try query("SELECT pg_catalog.set_config('statement_timeout', $1, false)", [statementTimeout])
+        }
+    }
+
     public func pinSearchPath() throws {
         try query("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)")
     }

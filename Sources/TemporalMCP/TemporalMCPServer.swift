@@ -118,8 +118,7 @@ actor DatabaseSession {
         // Times in results are UTC, so that an instant read back is unambiguous.
         try TimeTravel(connection: made).printTimesInUTC()
         if options.mode == .restricted {
-            try made.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-            try made.query("SELECT pg_catalog.set_config('statement_timeout', $1, false)", [options.statementTimeout])
+            try made.restrictToReading(statementTimeout: options.statementTimeout)
         }
         try Installer.requireInstalled(on: made)
         connection = made

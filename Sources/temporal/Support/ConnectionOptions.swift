@@ -48,7 +48,7 @@ struct ConnectionOptions: ParsableArguments {
         connection.noticeHandler = { notice in printError(notice.psqlDescription) }
         logger.info("connected to \(connection.safeDescription)")
         if readOnly {
-            try connection.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            try connection.restrictToReading()
             logger.info("read-only mode: every transaction is READ ONLY")
         }
         return connection
