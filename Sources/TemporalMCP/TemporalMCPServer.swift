@@ -100,11 +100,22 @@ actor DatabaseSession {
     /// and the call tried once more on a new one when it only reads.
     func run<T: Sendable>(readOnly: Bool, _ body: (Connection) throws -> T) throws -> T {
         do {
-            return try body(try connect())
+            return try guarded(try connect(), body)
         } catch let error as PostgresError where error.kind == .connection {
             connection = nil
             guard readOnly else { throw error }
-            return try body(try connect())
+            return try guarded(try connect(), body)
+        }
+    }
+
+    /// In restricted mode every call is one READ ONLY transaction with the
+    /// statement timeout: a function that resets the session's defaults
+    /// (set_config) cannot make the call's own transaction writable.
+    private func guarded<T>(_ connection: Connection, _ body: (Connection) throws -> T) throws -> T {
+        guard options.mode == .restricted else { return try body(connection) }
+        return try connection.transaction(readOnly: true) {
+            try connection.query("SELECT pg_catalog.set_config('statement_timeout', $1, true)", [options.statementTimeout])
+            return try body(connection)
         }
     }
 

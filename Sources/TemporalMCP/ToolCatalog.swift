@@ -118,7 +118,7 @@ struct ToolArguments {
             let fits: Bool = switch parameter.type {
             case "string": value.stringValue != nil
             case "boolean": value.boolValue != nil
-            case "integer": value.intValue != nil || value.doubleValue.map { $0.rounded() == $0 } == true
+            case "integer": value.intValue != nil || value.doubleValue.map { Int(exactly: $0) != nil } == true
             default: true
             }
             guard fits else { throw ToolError("\(parameter.name) must be a \(parameter.type)") }
@@ -128,6 +128,6 @@ struct ToolArguments {
 
     func string(_ name: String) -> String? { values[name]?.stringValue }
     func bool(_ name: String, default fallback: Bool) -> Bool { values[name]?.boolValue ?? fallback }
-    func int(_ name: String) -> Int? { values[name]?.intValue ?? values[name]?.doubleValue.map { Int($0) } }
+    func int(_ name: String) -> Int? { values[name]?.intValue ?? values[name]?.doubleValue.flatMap { Int(exactly: $0) } }
     func required(_ name: String) -> String { string(name) ?? "" }
 }

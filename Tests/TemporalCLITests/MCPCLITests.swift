@@ -56,6 +56,19 @@ struct MCPCLITests {
             try await server.session.run(readOnly: true) { try $0.execute("SELECT pg_sleep(5)") }
         }
         #expect(slow?.message.contains("statement timeout") == true)
+        // Code that runs during a call (a table owner's function, say) may reset the session's
+        // defaults; each call is still a READ ONLY transaction of its own.
+        let reset = await #expect(throws: PostgresError.self) {
+            try await server.session.run(readOnly: true) { connection in
+                try connection.query("SELECT set_config('default_transaction_read_only', 'off', false), set_config('statement_timeout', '0', false)")
+                try connection.execute("DELETE FROM public.items")
+            }
+        }
+        #expect(reset?.message.contains("read-only transaction") == true)
+        let next = await #expect(throws: PostgresError.self) {
+            try await server.session.run(readOnly: true) { try $0.execute("DELETE FROM public.items") }
+        }
+        #expect(next?.message.contains("read-only transaction") == true)
         #expect(try database.connect().value("SELECT count(*) FROM items") == "2")
         // A tool call refused in this mode says which mode would take it.
         let refused = await server.call("revert_table_data", arguments: ["schema_name": "public", "table_name": "items",

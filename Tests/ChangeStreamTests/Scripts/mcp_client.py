@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import psycopg
 from mcp import ClientSession, StdioServerParameters
@@ -220,11 +221,26 @@ def pipelined():
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_temporal_tables", "arguments": {}}},
+        # Ids the SDK does not answer must not keep the server waiting at the end.
+        {"jsonrpc": "2.0", "id": None, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 1.5, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+         "params": {"name": "query_temporal_data", "arguments": {"schema_name": "public", "table_name": "items",
+                                                                 "timestamp": T0, "limit": 1e300}}},
     ]
+    started = time.monotonic()
     process = subprocess.run([BINARY, "mcp", "--db", CONNINFO, "--mode", MODE],
-                             input="".join(json.dumps(r) + "\n" for r in requests), capture_output=True, text=True, timeout=60)
-    answered = {json.loads(line).get("id") for line in process.stdout.splitlines() if line.strip()}
-    check({1, 2, 3} <= answered, f"pipelined requests answered: {sorted(a for a in answered if a)}; stderr {process.stderr[-300:]}")
+                             input="".join(json.dumps(r) + "\n" for r in requests), capture_output=True, text=True, timeout=120)
+    answers = {}
+    for line in process.stdout.splitlines():
+        if line.strip():
+            message = json.loads(line)
+            answers[message.get("id")] = message
+    check({1, 2, 3, 4} <= set(answers), f"pipelined requests answered: {sorted(str(a) for a in answers)}; stderr {process.stderr[-300:]}")
+    check(time.monotonic() - started < 30, "the server ends soon after stdin closes")
+    check(process.returncode == 0, f"and exits 0: {process.returncode} {process.stderr[-300:]}")
+    huge = answers.get(4, {}).get("result", {})
+    check(huge.get("isError") is True and "limit must be a integer" in json.dumps(huge), f"a limit of 1e300 is refused: {huge}")
 
 
 asyncio.run(main())
