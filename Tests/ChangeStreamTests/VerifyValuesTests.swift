@@ -46,3 +46,24 @@ struct VerifyValuesTests {
         #expect(VerifyValues.order(.binary(subtype: 4, bytes: [1, 2]), .binary(subtype: 4, bytes: [1, 3])) < 0)
     }
 }
+
+@Suite("shapes: key state")
+struct KeyTextTests {
+    @Test("a key is one key whatever its number type or printing, as MongoDB matches _ids")
+    func numbers() {
+        #expect(EventValue.int32(100).keyText == EventValue.decimal("1.0E+2").keyText)
+        #expect(EventValue.decimal("0.00000010").keyText == EventValue.decimal("1.0E-7").keyText)
+        #expect(EventValue.int64(7).keyText == EventValue.double(7).keyText)
+        #expect(EventValue.int32(7).keyText != EventValue.string("7").keyText)
+        let composite = EventValue.document(EventDocument([("a", .int32(1)), ("b", .string("x"))]))
+        #expect(composite.keyText == EventValue.document(EventDocument([("a", .int64(1)), ("b", .string("x"))])).keyText)
+    }
+
+    @Test("a position is the _id without its slot: a new slot on the same collections goes on in order")
+    func positions() {
+        let old = KeyedShapes.position(of: "zzz_old/0000000001A3E4E7/00000003")
+        let new = KeyedShapes.position(of: "aaa_new/0000000001B00000/00000001")
+        #expect(old == "0000000001A3E4E7/00000003" && new > old)
+        #expect(KeyedShapes.position(of: "s/0000000001A3E4E6/s/0000000001/00000000000000000007") < new)
+    }
+}

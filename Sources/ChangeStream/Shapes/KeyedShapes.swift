@@ -5,8 +5,9 @@
 ///
 /// Exactly once, order-safe: every write carries the event's _id (commit
 /// order) and is conditioned on it: a current document is written only where
-/// its `lastEventId` is older; history documents have the event's _id as
-/// theirs. An event at or before a key's `lastEventId` was applied before (a
+/// its `lastPosition` (the event's _id without the slot: commit LSN and
+/// position) is older; history documents have the event's _id as theirs. An
+/// event at or before a key's `lastPosition` was applied before (a
 /// replay after a crash) and is skipped, so versions stay dense. A deleted
 /// row's state stays in `temporalTombstones`, so that a replayed insert does
 /// not bring it back and a new insert continues its versions.
@@ -17,7 +18,9 @@
 final class KeyedShapes {
     struct KeyState {
         var version: Int64 = 0
-        var lastEventId = ""
+        /// The commit position of the last event applied: its _id without the
+        /// slot's name, so that a new slot on the same collections goes on in order.
+        var lastPosition = ""
         /// A current document holds the row (not deleted, not soft-deleted).
         var exists = false
         /// A current document is there (holding the row, or soft-deleted).
@@ -74,11 +77,12 @@ final class KeyedShapes {
         /// The row's fields to set (the last change's after image, merged).
         var fields = EventDocument()
         /// A hard delete in the batch: remove the document (and leave a tombstone) before anything else.
-        var removeBefore: (eventId: String, version: Int64, at: EventValue)?
+        var removeBefore: (eventId: String, position: String, version: Int64, at: EventValue)?
         var softDeletedAt: EventValue?
         var embedded: [EventValue] = []
-        /// The commit time of the last change.
+        /// The commit time of the last change, and the _id of its event.
         var updatedAt: EventValue = .null
+        var lastEventId = ""
         /// `fields` is the whole row (not merged into what the document holds).
         var whole = false
         /// No document is there when the batch's writes begin: it is inserted,
@@ -124,14 +128,16 @@ final class KeyedShapes {
             if pending[collection]?[text] == nil { entry.absent = !entry.state.present }
             if pending[collection]?[text] == nil { order[collection, default: []].append(text) }
             let id = event.id + (event.previousEntityId == nil && event.removalOfPreviousKey ? "/previous" : "")
-            guard id > entry.state.lastEventId else {
+            let position = Self.position(of: id)
+            guard position > entry.state.lastPosition else {
                 pending[collection, default: [:]][text] = entry
                 continue   // applied before: a replay
             }
             applied += 1
             let newVersion = !(operation == "snapshot" && entry.state.exists)
             if newVersion { entry.state.version += 1 }
-            entry.state.lastEventId = id
+            entry.state.lastPosition = position
+            entry.lastEventId = id
             entry.updatedAt = event.timestamp
             let after = event.after
             if newVersion && options.shapes.contains(.history) {
@@ -146,7 +152,7 @@ final class KeyedShapes {
                     entry.softDeletedAt = event.timestamp
                     entry.state.present = true
                 } else {
-                    entry.removeBefore = (id, entry.state.version, event.timestamp)
+                    entry.removeBefore = (id, position, entry.state.version, event.timestamp)
                     entry.fields = EventDocument()
                     entry.embedded = []
                     entry.whole = false
@@ -179,13 +185,13 @@ final class KeyedShapes {
         var removals: [String: [MongoWrite]] = [:], upserts: [String: [MongoWrite]] = [:], tombstones: [MongoWrite] = []
         for (collection, keys) in order {
             for text in keys {
-                guard let entry = pending[collection]?[text], !entry.state.lastEventId.isEmpty else { continue }
+                guard let entry = pending[collection]?[text], !entry.state.lastPosition.isEmpty else { continue }
                 if let removed = entry.removeBefore {
                     removals[collection, default: []].append(.deleteOne(filter: EventDocument([
-                        (EventField.id, entry.key), ("lastEventId", .document(EventDocument([("$lt", .string(removed.eventId))]))),
+                        (EventField.id, entry.key), ("lastPosition", .document(EventDocument([("$lt", .string(removed.position))]))),
                     ])))
                     tombstones.append(tombstone(collection: collection, key: entry.key, version: removed.version,
-                                                eventId: removed.eventId, at: removed.at))
+                                                eventId: removed.eventId, position: removed.position, at: removed.at))
                 }
                 if entry.state.exists || entry.softDeletedAt != nil {
                     upserts[collection, default: []].append(upsert(entry))
@@ -199,7 +205,7 @@ final class KeyedShapes {
 
         // Written: what is known of each key is now MongoDB's state.
         for (collection, entries) in pending {
-            for (text, entry) in entries where !entry.state.lastEventId.isEmpty { remember(collection, text, entry.state) }
+            for (text, entry) in entries where !entry.state.lastPosition.isEmpty { remember(collection, text, entry.state) }
         }
         return applied
     }
@@ -221,14 +227,15 @@ final class KeyedShapes {
 
     private func upsert(_ entry: Pending) -> MongoWrite {
         let filter = EventDocument([
-            (EventField.id, entry.key), ("lastEventId", .document(EventDocument([("$lt", .string(entry.state.lastEventId))]))),
+            (EventField.id, entry.key), ("lastPosition", .document(EventDocument([("$lt", .string(entry.state.lastPosition))]))),
         ])
         func whole() -> EventDocument {
             var document = EventDocument([(EventField.id, entry.key)])
             for field in entry.fields.fields { document.append(field.key, field.value) }
             document.append("currentVersion", .int64(entry.state.version))
             document.append("updatedAt", entry.updatedAt)
-            document.append("lastEventId", .string(entry.state.lastEventId))
+            document.append("lastEventId", .string(entry.lastEventId))
+            document.append("lastPosition", .string(entry.state.lastPosition))
             if let deletedAt = entry.softDeletedAt { document.append("deletedAt", deletedAt) }
             return document
         }
@@ -245,7 +252,8 @@ final class KeyedShapes {
         var set = entry.fields
         set.set("currentVersion", .int64(entry.state.version))
         set.set("updatedAt", entry.updatedAt)
-        set.set("lastEventId", .string(entry.state.lastEventId))
+        set.set("lastEventId", .string(entry.lastEventId))
+        set.set("lastPosition", .string(entry.state.lastPosition))
         if let deletedAt = entry.softDeletedAt { set.set("deletedAt", deletedAt) }
         var update = EventDocument()
         update.append("$set", .document(set))
@@ -266,17 +274,24 @@ final class KeyedShapes {
         .string(collection + "\u{0}" + key.keyText)
     }
 
-    private func tombstone(collection: String, key: EventValue, version: Int64, eventId: String, at: EventValue) -> MongoWrite {
+    private func tombstone(collection: String, key: EventValue, version: Int64, eventId: String, position: String,
+                           at: EventValue) -> MongoWrite {
         .updateOne(filter: EventDocument([
             (EventField.id, Self.tombstoneID(collection, key)),
-            ("lastEventId", .document(EventDocument([("$lt", .string(eventId))]))),
+            ("lastPosition", .document(EventDocument([("$lt", .string(position))]))),
         ]), update: EventDocument([("$set", .document(EventDocument([
             ("collection", .string(collection)), ("key", key),
-            ("version", .int64(version)), ("lastEventId", .string(eventId)), ("deletedAt", at),
+            ("version", .int64(version)), ("lastEventId", .string(eventId)), ("lastPosition", .string(position)), ("deletedAt", at),
         ])))]), upsert: true)
     }
 
     // MARK: - Key states
+
+    /// An event's _id without the slot's name (`<commit LSN>/<position>`), which sorts in commit order.
+    static func position(of id: String) -> String {
+        guard let slash = id.firstIndex(of: "/") else { return id }
+        return String(id[id.index(after: slash)...])
+    }
 
     private func remember(_ collection: String, _ text: String, _ state: KeyState) {
         if cache[collection]?[text] == nil {
@@ -292,11 +307,11 @@ final class KeyedShapes {
         for chunk in stride(from: 0, to: keys.count, by: 1000).map({ keys[$0..<min($0 + 1000, keys.count)] }) {
             try mongo.find(collection, filter: EventDocument([(EventField.id, .document(EventDocument([("$in", .array(chunk.map(\.1)))])))]),
                            options: EventDocument([("projection", .document(EventDocument([
-                               ("currentVersion", .int32(1)), ("lastEventId", .int32(1)), ("deletedAt", .int32(1))])))])) { bson in
+                               ("currentVersion", .int32(1)), ("lastPosition", .int32(1)), ("deletedAt", .int32(1))])))])) { bson in
                 let document = BSONReader.document(bson)
                 states[(document[EventField.id] ?? .null).keyText] = KeyState(
                     version: document["currentVersion"]?.integer ?? 0,
-                    lastEventId: document.string("lastEventId") ?? "",
+                    lastPosition: document.string("lastPosition") ?? "",
                     exists: document["deletedAt"] == nil, present: true)
             }
             let gone = chunk.filter { states[$0.0] == nil }
@@ -306,7 +321,7 @@ final class KeyedShapes {
                 let document = BSONReader.document(bson)
                 guard let key = document["key"] else { return }
                 states[key.keyText] = KeyState(version: document["version"]?.integer ?? 0,
-                                               lastEventId: document.string("lastEventId") ?? "", exists: false, present: false)
+                                               lastPosition: document.string("lastPosition") ?? "", exists: false, present: false)
             }
         }
         return states
@@ -341,7 +356,8 @@ final class KeyedShapes {
         let collection = options.collection(for: table)
         try prepare(collection)
         let id = event.id
-        let older = EventDocument([("lastEventId", .document(EventDocument([("$lt", .string(id))])))])
+        let position = Self.position(of: id)
+        let older = EventDocument([("lastPosition", .document(EventDocument([("$lt", .string(position))])))])
         if event.operation == "schema" {
             // A dropped column leaves the documents; they keep only what the table has.
             guard case let .document(changes) = event.changes else { return 0 }
@@ -369,10 +385,11 @@ final class KeyedShapes {
                 }
                 if options.softDelete {
                     softDeletes.append(.updateOne(filter: EventDocument([(EventField.id, key)] + older.fields), update: EventDocument([
-                        ("$set", .document(EventDocument([("currentVersion", .int64(state.version)), ("lastEventId", .string(id)),
+                        ("$set", .document(EventDocument([("currentVersion", .int64(state.version)), ("lastEventId", .string(id)), ("lastPosition", .string(position)),
                                                           ("updatedAt", event.timestamp), ("deletedAt", event.timestamp)])))]), upsert: false))
                 } else {
-                    tombstones.append(tombstone(collection: collection, key: key, version: state.version, eventId: id, at: event.timestamp))
+                    tombstones.append(tombstone(collection: collection, key: key, version: state.version, eventId: id,
+                                                position: position, at: event.timestamp))
                 }
                 remember(collection, key.keyText, state)
             }
@@ -387,7 +404,7 @@ final class KeyedShapes {
         ])) { bson in
             let document = BSONReader.document(bson)
             let key = document[EventField.id] ?? .null
-            batch.append((key, KeyState(version: (document["currentVersion"]?.integer ?? 0) + 1, lastEventId: id, exists: false,
+            batch.append((key, KeyState(version: (document["currentVersion"]?.integer ?? 0) + 1, lastPosition: position, exists: false,
                                         present: options.softDelete)))
         }
         // (Read first, then written: a cursor and writes on one client do not interleave.)

@@ -64,7 +64,7 @@ enum BSONReader {
 
 extension EventValue {
     /// Text that two values share exactly when MongoDB takes them for the same
-    /// `_id` (1 and 1L are one key): what the shapes key their state by.
+    /// `_id` (1, 1L and Decimal128 1.0 are one key): what the shapes key their state by.
     var keyText: String {
         var text = ""
         appendKeyText(to: &text)
@@ -75,11 +75,9 @@ extension EventValue {
         switch self {
         case .null: text += "n"
         case let .bool(flag): text += flag ? "t" : "f"
-        case let .int32(number): text += "i\(number)"
-        case let .int64(number): text += "i\(number)"
-        case let .double(number):
-            if number.rounded() == number, let exact = Int64(exactly: number) { text += "i\(exact)" } else { text += "d\(number)" }
-        case let .decimal(value): text += "m\(value)"
+        // Numbers by value, as MongoDB matches _ids: 1, 1L, 1.0 and Decimal128 1.00 are one key
+        // (and a numeric read back from MongoDB prints as 1.0E+2 where the row printed 100).
+        case .int32, .int64, .double, .decimal: text += "n" + (VerifyValues.number(self) ?? "?")
         case let .string(value): text += "s\(value.utf8.count):\(value)"
         case let .date(milliseconds): text += "t\(milliseconds)"
         case let .binary(subtype, bytes): text += "b\(subtype):" + bytes.map { String($0, radix: 16) }.joined(separator: ",")

@@ -4,7 +4,7 @@ import CBSON
 /// BSON values, values by meaning.
 enum VerifyValues {
     /// The fields of a current document that the shapes add to the row's.
-    static let shapeFields: Set<String> = [EventField.id, "currentVersion", "updatedAt", "lastEventId", "_history", "deletedAt"]
+    static let shapeFields: Set<String> = [EventField.id, "currentVersion", "updatedAt", "lastEventId", "lastPosition", "_history", "deletedAt"]
 
     /// The row's fields whose value the document does not hold (or holds when the row lacks them).
     static func differingFields(row: EventDocument, document: EventDocument) -> [String] {

@@ -61,7 +61,7 @@ def main():
         collection, how = db[sys.argv[4]], sys.argv[5]
         first = collection.find_one(sort=[("_id", 1)])
         if how == "change":
-            field = next(k for k in first if k not in ("_id", "currentVersion", "updatedAt", "lastEventId", "_history", "deletedAt"))
+            field = next(k for k in first if k not in ("_id", "currentVersion", "updatedAt", "lastEventId", "lastPosition", "_history", "deletedAt"))
             collection.update_one({"_id": first["_id"]}, {"$set": {field: "tampered"}})
         elif how == "remove":
             collection.delete_one({"_id": first["_id"]})
