@@ -148,8 +148,13 @@ struct StreamRun: ParsableCommand {
             let sink: EventSink
             if let mongodb, let database {
                 let options = try shapeOptions()
-                let published = try StreamAdmin(connection: try connection.connect()).publishedTables(publication)
+                let postgres = try connection.connect()
+                let published = try StreamAdmin(connection: postgres).publishedTables(publication)
                 try options.validate(publishedTables: published)
+                let problems = try options.keyProblems(on: postgres, publication: publication)
+                if !problems.isEmpty {
+                    throw ShapeError(problems.joined(separator: "\n") + "\nHINT:  Write these tables as events only (a publication of their own), or change them.")
+                }
                 let mongo = try MongoSink(uri: mongodb, database: database, options: options, writeConcern: writeConcern)
                 try mongo.ping()
                 try mongo.register(slot: slot, publication: publication)

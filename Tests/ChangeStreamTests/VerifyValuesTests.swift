@@ -44,6 +44,22 @@ struct VerifyValuesTests {
         #expect(VerifyValues.order(first, second) < 0)
         #expect(VerifyValues.order(.int32(5), .string("5")) < 0, "numbers before strings")
         #expect(VerifyValues.order(.binary(subtype: 4, bytes: [1, 2]), .binary(subtype: 4, bytes: [1, 3])) < 0)
+        // Exactly, beyond a double's 17 digits; negative numbers backwards; NaN first, as MongoDB sorts it.
+        #expect(VerifyValues.order(.decimal("12345678901234567890"), .decimal("12345678901234567891")) < 0)
+        #expect(VerifyValues.order(.decimal("99999999999999999999.5"), .decimal("100000000000000000000")) < 0)
+        #expect(VerifyValues.order(.decimal("-2.5"), .decimal("-2.25")) < 0)
+        #expect(VerifyValues.order(.decimal("0.001"), .int32(0)) > 0)
+        #expect(VerifyValues.order(.decimal("NaN"), .decimal("-Infinity")) < 0)
+        #expect(VerifyValues.order(.int64(Int64.max), .decimal("9223372036854775808")) < 0)
+    }
+
+    @Test("PostgreSQL orders each key column as MongoDB sorts its BSON value")
+    func orderExpressions() {
+        #expect(Verifier.orderExpression("k", typeOID: 20) == "k")
+        #expect(Verifier.orderExpression("k", typeOID: 2950) == "k")
+        #expect(Verifier.orderExpression("k", typeOID: 17) == "pg_catalog.length(k), k")
+        #expect(Verifier.orderExpression("k", typeOID: 25) == "k::pg_catalog.text COLLATE \"C\"")
+        #expect(Verifier.orderExpression("k", typeOID: 123456) == "k::pg_catalog.text COLLATE \"C\"", "an enum or citext is a string in MongoDB")
     }
 }
 

@@ -184,6 +184,25 @@ struct ShapesCLITests {
         }
     }
 
+    @Test("verify orders keys as MongoDB does (text by bytes, an enum as its label, bytea length first) and leaves out generated columns")
+    func verifyKeyOrders() throws {
+        let fixture = try Fixture("""
+            CREATE TYPE mood AS ENUM ('zen', 'angry', 'calm');
+            CREATE TABLE moods (m mood PRIMARY KEY, n int, doubled int GENERATED ALWAYS AS (n * 2) STORED);
+            INSERT INTO moods (m, n) VALUES ('zen', 1), ('angry', 2), ('calm', 3);
+            CREATE TABLE words (w text COLLATE "en-US-x-icu" PRIMARY KEY, n int);
+            INSERT INTO words VALUES ('apple', 1), ('Banana', 2), ('cherry', 3), ('Éclair', 4), ('éclair', 5);
+            CREATE TABLE blobs (b bytea PRIMARY KEY);
+            INSERT INTO blobs VALUES ('\\x02'), ('\\x0101'), ('\\xff'), ('\\x000000');
+            CREATE TABLE amounts (a numeric PRIMARY KEY);
+            INSERT INTO amounts VALUES (12345678901234567890), (12345678901234567891), (-2.5), (0.001), (100);
+            """, tables: ["moods", "words", "blobs", "amounts"])
+        #expect(try fixture.stream(["--shape", "current"]).status == 0)
+        let verified = try fixture.verify(["--chunk", "2"])
+        #expect(verified.status == 0, "\(verified)")
+        #expect(verified.stdout.contains("public.moods   | current | moods"), "\(verified.stdout)")
+    }
+
     @Test("verify counts events and history per operation against the history tables")
     func verifyCounts() throws {
         let fixture = try Fixture("CREATE TABLE items (id int PRIMARY KEY, v text);", tables: ["items"], versioned: ["items"], snapshot: false)
@@ -220,6 +239,21 @@ struct ShapesCLITests {
         let noSlot = try fixture.run(["verify", "--slot", "no_such_slot"] + fixture.mongoArguments)
         #expect(noSlot.status == 2 && noSlot.stderr.contains("replication slot \"no_such_slot\" does not exist"), "\(noSlot)")
         #expect(try fixture.run(["verify", "--slot", fixture.slot, "--shape", "sideways"] + fixture.mongoArguments).status == 64)
+        // Tables the keyed shapes cannot keep are named before anything is written.
+        try fixture.db.execute("""
+            CREATE TABLE stamped (at timestamptz PRIMARY KEY, "a.b" int, "lastPosition" text);
+            CREATE TABLE loose (v int);
+            ALTER TABLE loose REPLICA IDENTITY FULL;
+            ALTER PUBLICATION pub ADD TABLE stamped, loose;
+            """)
+        let keys = try fixture.run(["stream", "run", "--publication", "pub", "--slot", fixture.slot] + fixture.mongoArguments + ["--shape", "current"])
+        #expect(keys.status != 0, "\(keys)")
+        for words in ["public.loose has no primary key", "key column at is timestamp with time zone",
+                      "column \"a.b\" would be read by MongoDB as a path", "column lastPosition is a field the shapes write"] {
+            #expect(keys.stderr.contains(words), "\(words): \(keys.stderr)")
+        }
+        #expect(try fixture.run(["stream", "run", "--publication", "pub", "--slot", fixture.slot, "--end-lsn", "0/1"]
+                                + fixture.mongoArguments).status == 0, "the events alone take them")
     }
 
     @Test("SIGKILL at random moments with every shape on: verify matches, versions dense", .timeLimit(.minutes(5)))

@@ -1,3 +1,5 @@
+import Postgres
+
 /// The shapes of seed 000 a stream writes into MongoDB.
 public enum Shape: String, CaseIterable, Sendable, Codable {
     /// One document per change in the events collection (option 3).
@@ -98,7 +100,8 @@ public struct ShapeOptions: Sendable, Equatable {
             throw ShapeError("--collection-map names \(table), which the publication does not hold (it holds \(publishedTables.sorted().joined(separator: ", ")))")
         }
         guard keyed else { return }
-        var owners: [String: String] = [eventsCollection: "the events"]
+        var owners: [String: String] = [eventsCollection: "the events", "temporalTombstones": "the shapes' tombstones",
+                                        "temporalStreams": "the streams' records"]
         for table in publishedTables.sorted() {
             for name in [collection(for: table)] + (shapes.contains(.history) ? [historyCollection(for: table)] : []) {
                 if let owner = owners[name] {
@@ -114,4 +117,52 @@ public struct ShapeOptions: Sendable, Equatable {
 public struct ShapeError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension ShapeOptions {
+    /// The fields the keyed shapes add to a row's document.
+    public static let shapeFields: Set<String> = ["_id", "currentVersion", "updatedAt", "lastEventId", "lastPosition", "deletedAt", "_history"]
+
+    /// What the keyed shapes cannot keep of the publication's tables, each in
+    /// a sentence: a table without a primary key (its rows would share one
+    /// document), a key column whose BSON value rounds (a timestamp keeps
+    /// milliseconds, so two rows could share a document), a column whose name
+    /// MongoDB reads as a path or an operator, or that is one of the shape's own fields.
+    public func keyProblems(on connection: Connection, publication: String) throws -> [String] {
+        guard keyed else { return [] }
+        var problems: [String] = []
+        let tables = try connection.query("""
+            SELECT t.schemaname || '.' || t.tablename, c.oid::int8
+              FROM pg_catalog.pg_publication_tables t
+              JOIN pg_catalog.pg_namespace n ON n.nspname = t.schemaname
+              JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+             WHERE t.pubname = $1 ORDER BY 1
+            """, [publication]).rows
+        for row in tables {
+            guard let table = row[0], let oid = row[1] else { continue }
+            let columns = try connection.query("""
+                SELECT a.attname, pg_catalog.format_type(a.atttypid, NULL),
+                       EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary
+                                                                 AND a.attnum = ANY (i.indkey))
+                  FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+                """, [oid]).rows
+            if !columns.contains(where: { $0[2] == "t" }) {
+                problems.append("\(table) has no primary key: the keyed shapes keep one document per key")
+            }
+            for column in columns {
+                let name = column[0] ?? "", type = column[1] ?? ""
+                if column[2] == "t", type.hasPrefix("timestamp") || type.hasPrefix("time ") || type == "time" || type == "interval" {
+                    problems.append("\(table)'s key column \(name) is \(type): as a BSON date it keeps milliseconds, so two rows could share a document")
+                }
+                if name.contains(".") || name.hasPrefix("$") {
+                    problems.append("\(table)'s column \"\(name)\" would be read by MongoDB as a path or an operator")
+                }
+                if Self.shapeFields.contains(name) {
+                    problems.append("\(table)'s column \(name) is a field the shapes write themselves")
+                }
+            }
+        }
+        return problems
+    }
 }

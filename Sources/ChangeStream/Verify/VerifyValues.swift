@@ -7,13 +7,13 @@ enum VerifyValues {
     static let shapeFields: Set<String> = [EventField.id, "currentVersion", "updatedAt", "lastEventId", "lastPosition", "_history", "deletedAt"]
 
     /// The row's fields whose value the document does not hold (or holds when the row lacks them).
-    static func differingFields(row: EventDocument, document: EventDocument) -> [String] {
+    static func differingFields(row: EventDocument, document: EventDocument, ignoring ignored: Set<String> = []) -> [String] {
         var differing: [String] = []
         for field in row.fields {
             guard let stored = document[field.key] else { differing.append(field.key); continue }
             if !same(field.value, stored) { differing.append(field.key) }
         }
-        for field in document.fields where !shapeFields.contains(field.key) && row[field.key] == nil {
+        for field in document.fields where !shapeFields.contains(field.key) && !ignored.contains(field.key) && row[field.key] == nil {
             differing.append(field.key)
         }
         return differing
@@ -160,20 +160,45 @@ enum VerifyValues {
         case let (.int32(x), .int64(y)): return Int64(x) == y ? 0 : (Int64(x) < y ? -1 : 1)
         case let (.int64(x), .int32(y)): return x == Int64(y) ? 0 : (x < Int64(y) ? -1 : 1)
         default:
-            if let x = number(a), let y = number(b), x == y { return 0 }
-            let (x, y) = (approximate(a), approximate(b))
-            if x == y { return compareBytes(Array((number(a) ?? "").utf8), Array((number(b) ?? "").utf8)) }
-            return x < y ? -1 : 1
+            guard let x = number(a), let y = number(b) else { return 0 }
+            return compareCanonical(x, y)
         }
     }
 
-    private static func approximate(_ value: EventValue) -> Double {
-        switch value {
-        case let .int32(number): Double(number)
-        case let .int64(number): Double(number)
-        case let .double(number): number.isNaN ? -.infinity : number
-        case let .decimal(text): Double(text) ?? (text.lowercased().contains("nan") ? -.infinity : 0)
-        default: 0
+    /// Compares two numbers in `canonical` form (digits × 10^exponent), exactly.
+    /// NaN sorts first, as MongoDB sorts it.
+    static func compareCanonical(_ x: String, _ y: String) -> Int {
+        if x == y { return 0 }
+        func parts(_ text: String) -> (rank: Int, digits: [UInt8], magnitude: Int) {
+            switch text {
+            case "NaN": return (-3, [], 0)
+            case "-Infinity": return (-2, [], 0)
+            case "Infinity": return (2, [], 0)
+            case "0": return (0, [], 0)
+            default:
+                let negative = text.hasPrefix("-")
+                let body = negative ? String(text.dropFirst()) : text
+                let pieces = body.split(separator: "e")
+                let digits = Array(pieces[0].utf8)
+                let exponent = pieces.count > 1 ? Int(pieces[1]) ?? 0 : 0
+                return (negative ? -1 : 1, digits, digits.count + exponent)
+            }
         }
+        let (p, q) = (parts(x), parts(y))
+        if p.rank != q.rank { return p.rank < q.rank ? -1 : 1 }
+        guard abs(p.rank) == 1 else { return 0 }
+        var order: Int
+        if p.magnitude != q.magnitude {
+            order = p.magnitude < q.magnitude ? -1 : 1
+        } else {
+            order = 0
+            for index in 0..<max(p.digits.count, q.digits.count) {
+                let d = index < p.digits.count ? p.digits[index] : UInt8(ascii: "0")
+                let e = index < q.digits.count ? q.digits[index] : UInt8(ascii: "0")
+                if d != e { order = d < e ? -1 : 1; break }
+            }
+        }
+        return p.rank < 0 ? -order : order
     }
+
 }
