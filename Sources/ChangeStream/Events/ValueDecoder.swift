@@ -157,6 +157,11 @@ public struct ValueDecoder {
 
     public init(types: TypeCatalog) { self.types = types }
 
+    /// A session that reads values as the stream does: its settings, as pgoutput prints with them.
+    public static let sessionSettings = ["search_path = pg_catalog, pg_temp", "client_encoding = 'UTF8'", "TimeZone = 'UTC'",
+                                         "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'", "extra_float_digits = 3",
+                                         "IntervalStyle = 'postgres'"]
+
     /// How to decode the values of one column: worked out once per column
     /// (when its table's Relation message arrives), not once per value.
     public enum Plan: Sendable {

@@ -86,9 +86,7 @@ public final class Exporter: @unchecked Sendable {
         self.request = request
     }
 
-    static let sessionSettings = ["search_path = pg_catalog, pg_temp", "client_encoding = 'UTF8'", "TimeZone = 'UTC'",
-                                  "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'", "extra_float_digits = 3",
-                                  "IntervalStyle = 'postgres'"]
+    static let sessionSettings = ValueDecoder.sessionSettings
 
     struct Plan: Sendable {
         var table: TableName

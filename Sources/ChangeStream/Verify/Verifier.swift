@@ -149,12 +149,9 @@ public final class Verifier {
         return report
     }
 
-    /// Values printed as the stream reads them (see Backfiller).
+    /// Values printed as the stream reads them.
     private func session() throws {
-        for setting in ["client_encoding = 'UTF8'", "TimeZone = 'UTC'", "DateStyle = 'ISO, YMD'", "bytea_output = 'hex'",
-                        "extra_float_digits = 3", "IntervalStyle = 'postgres'"] {
-            try postgres.execute("SET \(setting)")
-        }
+        for setting in ValueDecoder.sessionSettings { try postgres.execute("SET \(setting)") }
     }
 
     // MARK: - Rows against current documents
