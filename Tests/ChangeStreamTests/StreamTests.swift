@@ -42,8 +42,11 @@ final class StreamFixture: @unchecked Sendable {
 
     /// Streams everything written so far into `sink`; returns the confirmed position.
     @discardableResult
-    func streamToNow(_ sink: EventSink) throws -> LSN {
+    /// `batchDelayMilliseconds`: how old a batch may grow (a test that counts
+    /// batches sets it long, so that batches end at `batchSize` however slow the machine).
+    func streamToNow(_ sink: EventSink, batchDelayMilliseconds: Int? = nil) throws -> LSN {
         var configuration = configuration
+        if let batchDelayMilliseconds { configuration.batchDelayMilliseconds = batchDelayMilliseconds }
         configuration.endLSN = LSN(try db.value("SELECT pg_current_wal_lsn()::text")!)
         return try Streamer(configuration: configuration, sink: sink, stop: StopRequest()).run()
     }
@@ -157,12 +160,15 @@ struct StreamTests {
         let fixture = try StreamFixture(items)
         for n in 1...300 { try fixture.db.execute("INSERT INTO items VALUES (\(n), 'row \(n)', \(n), now())") }
         let end = LSN(try fixture.db.value("SELECT pg_current_wal_lsn()::text")!)!
-        #expect(throws: StreamError.self) { try fixture.streamToNow(try CrashingSink(path: fixture.file.path)) }
+        #expect(throws: StreamError.self) {
+            try fixture.streamToNow(try CrashingSink(path: fixture.file.path), batchDelayMilliseconds: 60_000)
+        }
         // The first batch was confirmed; the second is in the file but was not.
-        #expect(try fixture.events().count == 200)
+        let written = try fixture.events()
+        try #require(written.count == 200, "batches of 100")
         let confirmed = try fixture.confirmed
         #expect(confirmed < end)
-        let firstUnconfirmed = try fixture.events()[100]["metadata"] as! [String: Any]
+        let firstUnconfirmed = written[100]["metadata"] as! [String: Any]
         #expect(confirmed <= LSN(firstUnconfirmed["commitLsn"] as! String)!)
         // A crash in the middle of a write leaves half a line.
         let handle = try FileHandle(forWritingTo: fixture.file)
