@@ -4,7 +4,7 @@
 CREATE OR REPLACE FUNCTION temporal_versioning.version()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT '0.3.0' $$;
+AS $$ SELECT '0.4.0' $$;
 
 COMMENT ON FUNCTION temporal_versioning.version() IS
     'pg-temporal: the version of the SQL installed in this database';

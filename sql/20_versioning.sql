@@ -28,21 +28,76 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._capture_trigger_types() IS
     'pg-temporal (internal): the trigger type (pg_trigger.tgtype) each capture trigger must have';
 
--- The function each capture trigger of a table must call, in the order of
--- _capture_trigger_names().
+-- The C capture function of the temporal_versioning extension (extension/),
+-- when the database has it; NULL with the plain SQL install.
+CREATE OR REPLACE FUNCTION temporal_versioning._c_capture_function()
+RETURNS regprocedure
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT to_regprocedure('temporal_versioning._capture_c()');
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._c_capture_function() IS
+    'pg-temporal (internal): the extension''s C capture function, or NULL when it is not installed';
+
+-- Whether the capture triggers of a versioned table call the C capture
+-- function rather than the table's generated PL/pgSQL one: when the
+-- extension's C library is installed, unless the session (or the database,
+-- ALTER DATABASE ... SET temporal.capture = sql) asks for the PL/pgSQL path.
+-- A history partitioned by time keeps the PL/pgSQL path (its rows are routed
+-- to partitions by the executor).
+CREATE OR REPLACE FUNCTION temporal_versioning._uses_c_capture(vt temporal_versioning.versioned_tables)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT temporal_versioning._c_capture_function() IS NOT NULL
+       AND NOT coalesce(vt.options ? 'partition_history', false)
+       AND coalesce(current_setting('temporal.capture', true), '') <> 'sql';
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._uses_c_capture(temporal_versioning.versioned_tables) IS
+    'pg-temporal (internal): whether new capture triggers of a table call the C capture function';
+
+-- The function each capture trigger of a table is created to call, in the
+-- order of _capture_trigger_names(): the INSERT, UPDATE and DELETE triggers
+-- call the C capture function when _uses_c_capture says so (it falls back to
+-- the table's PL/pgSQL function itself where it must), the others always
+-- the PL/pgSQL functions.
 CREATE OR REPLACE FUNCTION temporal_versioning._capture_trigger_functions(table_oid oid)
 RETURNS regprocedure[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT ARRAY[to_regprocedure('temporal_versioning._emit_change_context()')]
-           || array_fill(to_regprocedure(format('temporal_versioning.%I()', temporal_versioning._capture_function_name(v.history_table))), ARRAY[4])
+           || array_fill(CASE WHEN temporal_versioning._uses_c_capture(v) THEN temporal_versioning._c_capture_function()
+                              ELSE to_regprocedure(format('temporal_versioning.%I()', temporal_versioning._capture_function_name(v.history_table))) END,
+                         ARRAY[3])
+           || to_regprocedure(format('temporal_versioning.%I()', temporal_versioning._capture_function_name(v.history_table)))
     FROM temporal_versioning.versioned_tables v
     WHERE v.table_oid = coalesce(pg_partition_root(_capture_trigger_functions.table_oid), _capture_trigger_functions.table_oid);
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._capture_trigger_functions(oid) IS
-    'pg-temporal (internal): the function each capture trigger of a versioned table must call';
+    'pg-temporal (internal): the function each capture trigger of a versioned table is created to call';
+
+-- Whether a capture trigger (by its position in _capture_trigger_names())
+-- calls a function pg-temporal put there: the one it would create now, or,
+-- for the INSERT, UPDATE and DELETE triggers, the other capture path's.
+CREATE OR REPLACE FUNCTION temporal_versioning._capture_trigger_function_is_ours(table_oid oid, trigger_position integer, function_oid oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT function_oid = (temporal_versioning._capture_trigger_functions(table_oid))[trigger_position]
+        OR (trigger_position BETWEEN 2 AND 4
+            AND (function_oid = temporal_versioning._c_capture_function()
+                 OR function_oid = (temporal_versioning._capture_trigger_functions(table_oid))[5]));
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._capture_trigger_function_is_ours(oid, integer, oid) IS
+    'pg-temporal (internal): whether a capture trigger calls one of the functions pg-temporal puts there';
 
 -- Before the first write of a transaction to a versioned table, puts the
 -- context the application set with SET LOCAL temporal.user_id /
@@ -91,13 +146,11 @@ DECLARE
     vt temporal_versioning.versioned_tables;
     target oid;
     source regclass;
-    capture text;
     definitions text[];
     created name[];
     i integer;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
-    capture := format('temporal_versioning.%I()', temporal_versioning._capture_function_name(vt.history_table));
     -- Tells the schema-change event trigger to judge the triggers once all are there.
     UPDATE temporal_versioning.versioned_tables v
        SET options = v.options || jsonb_build_object('creating_triggers_in', txid_current()::text)
@@ -120,7 +173,7 @@ BEGIN
             -- (planted before enable, say) would silently capture nothing.
             IF EXISTS (SELECT 1 FROM pg_trigger t
                        WHERE t.tgrelid = target AND t.tgname = (temporal_versioning._capture_trigger_names())[i]
-                         AND (t.tgfoid <> (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]
+                         AND (NOT temporal_versioning._capture_trigger_function_is_ours(vt.table_oid, i, t.tgfoid)
                               OR t.tgtype <> (temporal_versioning._capture_trigger_types())[i]
                               OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL)) THEN
                 RAISE EXCEPTION 'trigger "%" on % is not pg-temporal''s', (temporal_versioning._capture_trigger_names())[i], source
@@ -128,10 +181,18 @@ BEGIN
                           DETAIL = 'pg-temporal captures changes with triggers of that name.',
                           HINT = 'Rename or drop that trigger first.';
             END IF;
+            -- Ours, but calling the other capture path's function (the C
+            -- library was installed or removed, or temporal.capture changed):
+            -- replaced, in this transaction, so capture never stops.
+            IF EXISTS (SELECT 1 FROM pg_trigger t
+                       WHERE t.tgrelid = target AND t.tgname = (temporal_versioning._capture_trigger_names())[i]
+                         AND t.tgfoid <> (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]) THEN
+                EXECUTE format('DROP TRIGGER %I ON %s', (temporal_versioning._capture_trigger_names())[i], source);
+            END IF;
             CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger t
                                   WHERE t.tgrelid = target AND t.tgname = (temporal_versioning._capture_trigger_names())[i]);
             EXECUTE format('CREATE TRIGGER %I ', (temporal_versioning._capture_trigger_names())[i])
-                 || format(definitions[i], source, capture);
+                 || format(definitions[i], source, (temporal_versioning._capture_trigger_functions(vt.table_oid))[i]::text);
             created := created || (temporal_versioning._capture_trigger_names())[i];
         END LOOP;
         -- ALWAYS: changes applied by a logical replication subscriber (which runs

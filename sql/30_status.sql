@@ -13,7 +13,7 @@ AS $$
     SELECT CASE
         WHEN table_oid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = table_oid) THEN 'dropped'
         WHEN count(t.oid) < cardinality(temporal_versioning._capture_trigger_names()) THEN 'missing'
-        WHEN bool_or(t.tgfoid IS DISTINCT FROM (temporal_versioning._capture_trigger_functions(table_oid))[e.n]
+        WHEN bool_or(NOT coalesce(temporal_versioning._capture_trigger_function_is_ours(table_oid, e.n::integer, t.tgfoid), false)
                      OR t.tgtype <> (temporal_versioning._capture_trigger_types())[e.n]
                      OR t.tgattr::text <> '' OR t.tgqual IS NOT NULL) THEN 'replaced'
         WHEN bool_and(t.tgenabled = 'A') THEN 'enabled'

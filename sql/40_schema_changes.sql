@@ -78,6 +78,15 @@ DECLARE
     current_schema_name name;
     current_table_name name;
     state text;
+    -- pg_restore (or psql running a pg_dump script, which always sets
+    -- check_function_bodies off) loads the catalog's rows, then creates each
+    -- versioned table's constraints and capture triggers one statement at a
+    -- time, each trigger first enabled for origin only, then ALWAYS: until
+    -- the last is done, capture is 'missing' or 'enabled (origin only)'
+    -- without anyone having turned it off, and that is not journaled (it
+    -- would restart the history). Removing a trigger is still refused:
+    -- DROP TRIGGER by on_sql_drop, a rename (ALTER TRIGGER) below.
+    restoring boolean := current_setting('check_function_bodies') = 'off' AND tg_tag <> 'ALTER TRIGGER';
 BEGIN
     -- A versioned table may not join an inheritance tree or a partitioned
     -- table (ATTACH PARTITION, INHERIT, CREATE TABLE ... INHERITS): a
@@ -119,6 +128,7 @@ BEGIN
             -- (Not while create_capture_triggers is putting them there.)
             CONTINUE WHEN vt.options->>'creating_triggers_in' = txid_current()::text;
             PERFORM temporal_versioning._sync_partitions(vt.id, initial => false);
+            CONTINUE WHEN restoring AND temporal_versioning._tree_capture_state(vt.table_oid) IN ('missing', 'enabled (origin only)');
             PERFORM temporal_versioning._follow_capture_state(vt, vt.schema_name, vt.table_name);
             CONTINUE;
         END IF;
@@ -152,6 +162,7 @@ BEGIN
                           DETAIL = 'Crash recovery empties an unlogged table without firing a trigger, so its history would stop matching it.',
                           HINT = format('Turn versioning off first: temporal disable %I.%I', current_schema_name, current_table_name);
             END IF;
+            CONTINUE WHEN restoring AND temporal_versioning._tree_capture_state(vt.table_oid) IN ('missing', 'enabled (origin only)');
             PERFORM temporal_versioning._follow_capture_state(vt, current_schema_name, current_table_name);
         END IF;
     END LOOP;
@@ -214,8 +225,11 @@ BEGIN
             END IF;
         ELSIF dropped.object_type = 'trigger' AND dropped.original
               AND dropped.address_names[3] = ANY (temporal_versioning._capture_trigger_names()) THEN
+            -- (create_capture_triggers replacing one of its own, marked in the
+            -- catalog, is not a drop of capture.)
             IF EXISTS (SELECT 1 FROM temporal_versioning.versioned_tables v
-                       WHERE v.enabled AND ((v.schema_name = dropped.address_names[1] AND v.table_name = dropped.address_names[2])
+                       WHERE v.enabled AND (v.options->>'creating_triggers_in') IS DISTINCT FROM txid_current()::text
+                         AND ((v.schema_name = dropped.address_names[1] AND v.table_name = dropped.address_names[2])
                                             OR v.id = (SELECT p.versioned_table_id FROM temporal_versioning.versioned_partitions p
                                                        WHERE p.relid = to_regclass(format('%I.%I', dropped.address_names[1], dropped.address_names[2]))))) THEN
                 RAISE EXCEPTION 'cannot drop trigger % on "%.%": it captures the history of a versioned table',

@@ -1,0 +1,866 @@
+/*
+ * capture.c: the C capture path of pg-temporal.
+ *
+ * temporal_versioning._capture_c() is the statement-level AFTER INSERT,
+ * UPDATE and DELETE trigger function of versioned tables when the extension's
+ * library is installed. It writes exactly the history rows the table's
+ * generated PL/pgSQL capture function (sql/10_history.sql,
+ * build_capture_function) writes, and the transactions row, but without the
+ * executor: it reads the transition tables, forms the history tuples and
+ * inserts them into the history heap and its indexes itself. The PL/pgSQL
+ * function stays the reference, and the fallback: whatever this file does not
+ * handle is handed to it with the same trigger data, so the result is the
+ * same either way. It is handed:
+ *
+ *   - an UPDATE whose old and new rows do not pair up, in order, with equal
+ *     keys (an update of a key: the history records a delete and an insert,
+ *     which the PL/pgSQL function's join on the key works out);
+ *   - a history table it cannot write like INSERT would: partitioned, with
+ *     triggers, row security, CHECK constraints, defaults other than
+ *     temporal_id's identity, or columns whose type is not the source's;
+ *   - TRUNCATE (its trigger calls the PL/pgSQL function directly anyway).
+ *
+ * What is known of each table (its history, the history column of every
+ * column, the key, the identity sequence, the fallback) is cached per backend
+ * and dropped on any invalidation of the table, its history or functions.
+ * The transactions row is written once per transaction per backend; a
+ * subtransaction that aborts after writing it makes the next capture write it
+ * again, as the PL/pgSQL path's ON CONFLICT DO NOTHING would.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(temporal_capture);
+PG_FUNCTION_INFO_V1(temporal_capture_library_version);
+
+#define TEMPORAL_SCHEMA "temporal_versioning"
+
+/* What is known of one relation that fires the capture triggers. */
+typedef struct CaptureTarget
+{
+	Oid			relid;			/* hash key: the relation the trigger fires on */
+	bool		valid;			/* false once invalidated: rebuilt on next use */
+	MemoryContext context;		/* holds everything below */
+	bool		use_c;			/* false: hand every capture to the fallback */
+	Oid			history_relid;
+	Oid			sequence_relid; /* temporal_id's identity sequence */
+	AttrNumber	id_attno;		/* history attnos of temporal_id, ... */
+	AttrNumber	tx_attno;
+	AttrNumber	op_attno;
+	int			natts;			/* attributes of the firing relation */
+	AttrNumber *history_attno;	/* per source attribute: its history column, 0
+								 * for a dropped one */
+	bool	   *is_key;
+	bool	   *is_bpchar;		/* compared without trailing blanks */
+	int			nkeys;
+	AttrNumber *key_attno;		/* source attnos of the key columns */
+	Oid			fallback_oid;	/* the table's PL/pgSQL capture function */
+	FmgrInfo	fallback;
+} CaptureTarget;
+
+static HTAB *targets = NULL;
+
+/* Catalog oids, looked up once per backend (and after invalidations). */
+static Oid	schema_oid = InvalidOid;
+static Oid	transactions_relid = InvalidOid;
+
+/* The transactions row of the current transaction, once written here. */
+static bool tx_row_written = false;
+static FullTransactionId tx_row_fxid;
+static SubTransactionId tx_row_subxid;
+
+static bool callbacks_registered = false;
+
+static void
+invalidate_relation(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	CaptureTarget *target;
+
+	if (relid == InvalidOid || relid == transactions_relid)
+	{
+		schema_oid = InvalidOid;
+		transactions_relid = InvalidOid;
+	}
+	if (targets == NULL)
+		return;
+	hash_seq_init(&status, targets);
+	while ((target = (CaptureTarget *) hash_seq_search(&status)) != NULL)
+	{
+		if (relid == InvalidOid || target->relid == relid || target->history_relid == relid)
+			target->valid = false;
+	}
+}
+
+static void
+invalidate_all(Datum arg, int cacheid, uint32 hashvalue)
+{
+	invalidate_relation(arg, InvalidOid);
+}
+
+static void
+on_xact(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			tx_row_written = false;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+on_subxact(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
+{
+	if (!tx_row_written || tx_row_subxid != mySubid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		tx_row_written = false;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		tx_row_subxid = parentSubid;	/* the row now lives in the parent */
+}
+
+static void
+register_callbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	CacheRegisterRelcacheCallback(invalidate_relation, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, invalidate_all, (Datum) 0);
+	RegisterXactCallback(on_xact, NULL);
+	RegisterSubXactCallback(on_subxact, NULL);
+	callbacks_registered = true;
+}
+
+static void
+lookup_catalog(void)
+{
+	if (OidIsValid(transactions_relid))
+		return;
+	schema_oid = get_namespace_oid(TEMPORAL_SCHEMA, false);
+	transactions_relid = get_relname_relid("transactions", schema_oid);
+	if (!OidIsValid(transactions_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.transactions\" does not exist", TEMPORAL_SCHEMA),
+				 errhint("Install pg-temporal again: temporal install")));
+}
+
+/* The versioned_tables row of the relation, read as pg-temporal's owner. */
+typedef struct VersionedRow
+{
+	bool		found;
+	char	   *history_table;
+	List	   *key_columns;	/* of char * */
+	bool		partitioned_history;
+	Oid			fallback_oid;
+} VersionedRow;
+
+static VersionedRow
+read_versioned_row(Oid relid, MemoryContext into)
+{
+	VersionedRow row = {0};
+	Oid			owner;
+	Oid			saved_user;
+	int			saved_context;
+	int			nest_level;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	lookup_catalog();
+	{
+		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(transactions_relid));
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for relation %u", transactions_relid);
+		owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+	}
+
+	/*
+	 * As the owner of pg-temporal's catalog (the writer may not read it),
+	 * with a search_path no writer chose: the query's operators are
+	 * pg_catalog's.
+	 */
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(owner, saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		int			ret;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		args[0] = ObjectIdGetDatum(relid);
+		ret = SPI_execute_with_args(
+									"SELECT v.history_table::text, v.key_columns::text[], "
+									"       coalesce(v.options ? 'partition_history', false), "
+									"       to_regprocedure(format('temporal_versioning.%I()', "
+									"           temporal_versioning._capture_function_name(v.history_table)))::oid "
+									"FROM temporal_versioning.versioned_tables v "
+									"WHERE v.enabled AND v.table_oid = coalesce(pg_partition_root($1), $1::regclass)",
+									1, argtypes, args, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading temporal_versioning.versioned_tables failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		keys;
+			MemoryContext old = MemoryContextSwitchTo(into);
+
+			row.found = true;
+			row.history_table = SPI_getvalue(tuple, desc, 1);
+			keys = SPI_getbinval(tuple, desc, 2, &isnull);
+			if (!isnull)
+			{
+				Datum	   *elements;
+				bool	   *nulls;
+				int			count;
+
+				deconstruct_array(DatumGetArrayTypeP(keys), TEXTOID, -1, false, TYPALIGN_INT,
+								  &elements, &nulls, &count);
+				for (int i = 0; i < count; i++)
+					if (!nulls[i])
+						row.key_columns = lappend(row.key_columns, TextDatumGetCString(elements[i]));
+			}
+			row.partitioned_history = DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull));
+			{
+				Datum		fn = SPI_getbinval(tuple, desc, 4, &isnull);
+
+				row.fallback_oid = isnull ? InvalidOid : DatumGetObjectId(fn);
+			}
+			MemoryContextSwitchTo(old);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		AtEOXact_GUC(true, nest_level);
+		SetUserIdAndSecContext(saved_user, saved_context);
+	}
+	PG_END_TRY();
+	return row;
+}
+
+/* The type a history column of this source column has: a domain's base. */
+static bool
+history_type_matches(Form_pg_attribute source, Form_pg_attribute history)
+{
+	int32		typmod = source->atttypmod;
+	Oid			base = getBaseTypeAndTypmod(source->atttypid, &typmod);
+
+	if (history->atttypid != base)
+		return false;
+	return history->atttypmod == -1 || history->atttypmod == typmod;
+}
+
+/* Whether this file can write the history like INSERT would. */
+static bool
+history_is_plain(Relation history)
+{
+	TupleConstr *constr = RelationGetDescr(history)->constr;
+
+	if (history->rd_rel->relkind != RELKIND_RELATION)
+		return false;
+	if (history->trigdesc != NULL || history->rd_rel->relrowsecurity)
+		return false;
+	if (constr != NULL && constr->num_check > 0)
+		return false;
+	return true;
+}
+
+static void
+build_target(CaptureTarget *target, Relation source)
+{
+	VersionedRow row;
+	Relation	history;
+	TupleDesc	source_desc = RelationGetDescr(source);
+	TupleDesc	history_desc;
+	bool	   *history_used;
+	ListCell   *lc;
+	int			k;
+
+	if (target->context != NULL)
+		MemoryContextDelete(target->context);
+	target->context = AllocSetContextCreate(CacheMemoryContext, "temporal capture target",
+											ALLOCSET_SMALL_SIZES);
+	target->use_c = false;
+	target->history_relid = InvalidOid;
+	target->fallback_oid = InvalidOid;
+	target->fallback.fn_oid = InvalidOid;
+
+	row = read_versioned_row(target->relid, target->context);
+	if (!row.found)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is not versioned", RelationGetRelationName(source)),
+				 errdetail("The trigger calling temporal_versioning._capture_c() fired on a table pg-temporal does not version."),
+				 errhint("Turn versioning on (temporal enable), or drop the trigger.")));
+	if (!OidIsValid(row.fallback_oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the capture function of \"%s\" is missing", RelationGetRelationName(source)),
+				 errhint("Install pg-temporal again: temporal install")));
+	target->fallback_oid = row.fallback_oid;
+	fmgr_info_cxt(row.fallback_oid, &target->fallback, target->context);
+
+	target->history_relid = get_relname_relid(row.history_table, schema_oid);
+	if (!OidIsValid(target->history_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", TEMPORAL_SCHEMA, row.history_table)));
+	if (row.partitioned_history)
+		return;
+
+	history = table_open(target->history_relid, AccessShareLock);
+	history_desc = RelationGetDescr(history);
+	if (!history_is_plain(history))
+	{
+		table_close(history, AccessShareLock);
+		return;
+	}
+
+	target->natts = source_desc->natts;
+	target->history_attno = MemoryContextAllocZero(target->context, sizeof(AttrNumber) * source_desc->natts);
+	target->is_key = MemoryContextAllocZero(target->context, sizeof(bool) * source_desc->natts);
+	target->is_bpchar = MemoryContextAllocZero(target->context, sizeof(bool) * source_desc->natts);
+	target->nkeys = list_length(row.key_columns);
+	target->key_attno = MemoryContextAllocZero(target->context, sizeof(AttrNumber) * Max(target->nkeys, 1));
+	history_used = palloc0(sizeof(bool) * (history_desc->natts + 1));
+
+	target->id_attno = get_attnum(target->history_relid, "temporal_id");
+	target->tx_attno = get_attnum(target->history_relid, "temporal_tx_id");
+	target->op_attno = get_attnum(target->history_relid, "temporal_operation");
+	if (target->id_attno == InvalidAttrNumber || target->tx_attno == InvalidAttrNumber ||
+		target->op_attno == InvalidAttrNumber)
+		goto fallback;
+	if (TupleDescAttr(history_desc, target->id_attno - 1)->attidentity == '\0')
+		goto fallback;
+#if PG_VERSION_NUM >= 170000
+	target->sequence_relid = getIdentitySequence(history, target->id_attno, true);
+#else
+	target->sequence_relid = getIdentitySequence(target->history_relid, target->id_attno, true);
+#endif
+	if (!OidIsValid(target->sequence_relid))
+		goto fallback;
+	history_used[target->id_attno] = history_used[target->tx_attno] = history_used[target->op_attno] = true;
+
+	for (int i = 0; i < source_desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(source_desc, i);
+		AttrNumber	attno;
+
+		if (attr->attisdropped)
+			continue;
+		attno = get_attnum(target->history_relid, NameStr(attr->attname));
+		if (attno <= 0 || !history_type_matches(attr, TupleDescAttr(history_desc, attno - 1)))
+			goto fallback;
+		target->history_attno[i] = attno;
+		target->is_bpchar[i] = getBaseType(attr->atttypid) == BPCHAROID;
+		history_used[attno] = true;
+	}
+	/* Every other history column is NULL in what INSERT writes, too. */
+	for (int i = 0; i < history_desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(history_desc, i);
+
+		if (attr->attisdropped || history_used[i + 1])
+			continue;
+		if (attr->atthasdef || attr->attgenerated != '\0' || attr->attidentity != '\0' || attr->attnotnull)
+			goto fallback;
+	}
+	k = 0;
+	foreach(lc, row.key_columns)
+	{
+		AttrNumber	attno = get_attnum(target->relid, (char *) lfirst(lc));
+
+		if (attno <= 0 || target->history_attno[attno - 1] == 0)
+			goto fallback;
+		target->key_attno[k++] = attno;
+		target->is_key[attno - 1] = true;
+	}
+	if (target->nkeys == 0)
+		goto fallback;
+	target->use_c = true;
+
+fallback:
+	pfree(history_used);
+	table_close(history, AccessShareLock);
+}
+
+static CaptureTarget *
+get_target(Relation source)
+{
+	Oid			relid = RelationGetRelid(source);
+	CaptureTarget *target;
+	bool		found;
+
+	register_callbacks();
+	if (targets == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CaptureTarget);
+		ctl.hcxt = CacheMemoryContext;
+		targets = hash_create("temporal capture targets", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	lookup_catalog();
+	target = hash_search(targets, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		target->context = NULL;
+		target->valid = false;
+		target->history_relid = InvalidOid;
+	}
+	if (!target->valid)
+	{
+		target->valid = true;	/* an invalidation while building clears it */
+		PG_TRY();
+		{
+			build_target(target, source);
+		}
+		PG_CATCH();
+		{
+			target->valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return target;
+}
+
+static Datum
+call_fallback(CaptureTarget *target, FunctionCallInfo fcinfo)
+{
+	LOCAL_FCINFO(inner, 0);
+	FmgrInfo	flinfo;
+	Datum		result;
+
+	/* A copy: the cached target may be rebuilt while the fallback runs. */
+	fmgr_info_copy(&flinfo, &target->fallback, CurrentMemoryContext);
+	InitFunctionCallInfoData(*inner, &flinfo, 0, InvalidOid, fcinfo->context, NULL);
+	result = FunctionCallInvoke(inner);
+	fcinfo->isnull = inner->isnull;
+	return result;
+}
+
+/* Where one capture writes: the history with its indexes. */
+typedef struct HistoryWriter
+{
+	Relation	history;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	CommandId	cid;
+	int64		tx_id;
+	uint64		written;
+} HistoryWriter;
+
+static void
+writer_open(HistoryWriter *writer, CaptureTarget *target)
+{
+	writer->history = table_open(target->history_relid, RowExclusiveLock);
+	writer->estate = CreateExecutorState();
+	writer->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(writer->rri, writer->history, 1, NULL, 0);
+	ExecOpenIndices(writer->rri, false);
+	writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->history), &TTSOpsVirtual);
+	writer->cid = GetCurrentCommandId(true);
+	writer->tx_id = (int64) U64FromFullTransactionId(GetTopFullTransactionId());
+	writer->written = 0;
+}
+
+static void
+writer_close(HistoryWriter *writer)
+{
+	ExecDropSingleTupleTableSlot(writer->slot);
+	ExecCloseIndices(writer->rri);
+	FreeExecutorState(writer->estate);
+	table_close(writer->history, NoLock);
+}
+
+static void
+insert_with_indexes(Relation relation, ResultRelInfo *rri, EState *estate, TupleTableSlot *slot, CommandId cid)
+{
+	List	   *recheck;
+
+	table_tuple_insert(relation, slot, cid, 0, NULL);
+	if (rri->ri_NumIndices > 0)
+	{
+#if PG_VERSION_NUM >= 160000
+		recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL, false);
+#else
+		recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+#endif
+		list_free(recheck);
+	}
+}
+
+/*
+ * One history row: temporal_id from the identity sequence, the transaction,
+ * the operation, and the given source values (all of them, or only the key).
+ */
+static void
+write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
+				  TupleTableSlot *source, bool key_only)
+{
+	TupleTableSlot *slot = writer->slot;
+	int			natts = slot->tts_tupleDescriptor->natts;
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * natts);
+	slot->tts_values[target->id_attno - 1] = Int64GetDatum(nextval_internal(target->sequence_relid, false));
+	slot->tts_isnull[target->id_attno - 1] = false;
+	slot->tts_values[target->tx_attno - 1] = Int64GetDatum(writer->tx_id);
+	slot->tts_isnull[target->tx_attno - 1] = false;
+	slot->tts_values[target->op_attno - 1] = CharGetDatum(operation);
+	slot->tts_isnull[target->op_attno - 1] = false;
+	for (int i = 0; i < target->natts; i++)
+	{
+		AttrNumber	attno = target->history_attno[i];
+
+		if (attno == 0 || (key_only && !target->is_key[i]))
+			continue;
+		slot->tts_values[attno - 1] = source->tts_values[i];
+		slot->tts_isnull[attno - 1] = source->tts_isnull[i];
+	}
+	ExecStoreVirtualTuple(slot);
+	insert_with_indexes(writer->history, writer->rri, writer->estate, slot, writer->cid);
+	writer->written++;
+}
+
+/* A reader of a transition table with a read pointer of its own. */
+static TupleTableSlot *
+open_transition(Tuplestorestate *store, TupleDesc desc, int *pointer)
+{
+	*pointer = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(store, *pointer);
+	tuplestore_rescan(store);
+	return MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+}
+
+static bool
+next_row(Tuplestorestate *store, int pointer, TupleTableSlot *slot)
+{
+	tuplestore_select_read_pointer(store, pointer);
+	if (!tuplestore_gettupleslot(store, true, false, slot))
+		return false;
+	slot_getallattrs(slot);
+	return true;
+}
+
+static bool
+same_value(Form_pg_attribute attr, bool is_bpchar, Datum a, bool a_null, Datum b, bool b_null)
+{
+	if (a_null || b_null)
+		return a_null && b_null;
+	/* As differs_sql: bpchar by its own equality under "C", all else by image. */
+	if (is_bpchar)
+		return DatumGetBool(DirectFunctionCall2Coll(bpchareq, C_COLLATION_OID, a, b));
+	return datum_image_eq(a, b, attr->attbyval, attr->attlen);
+}
+
+/* Whether every old row pairs, in order, with the new row of the same key. */
+static bool
+updates_pair_up(CaptureTarget *target, TupleDesc desc, Tuplestorestate *old_rows, Tuplestorestate *new_rows)
+{
+	int			old_pointer,
+				new_pointer;
+	TupleTableSlot *old_slot = open_transition(old_rows, desc, &old_pointer);
+	TupleTableSlot *new_slot = open_transition(new_rows, desc, &new_pointer);
+	bool		paired = true;
+
+	if (tuplestore_tuple_count(old_rows) != tuplestore_tuple_count(new_rows))
+		paired = false;
+	while (paired)
+	{
+		bool		more_old = next_row(old_rows, old_pointer, old_slot);
+		bool		more_new = next_row(new_rows, new_pointer, new_slot);
+
+		if (more_old != more_new)
+			paired = false;
+		if (!more_old || !paired)
+			break;
+		for (int k = 0; k < target->nkeys && paired; k++)
+		{
+			int			i = target->key_attno[k] - 1;
+			Form_pg_attribute attr = TupleDescAttr(desc, i);
+
+			if (old_slot->tts_isnull[i] || new_slot->tts_isnull[i] ||
+				!datum_image_eq(old_slot->tts_values[i], new_slot->tts_values[i], attr->attbyval, attr->attlen))
+				paired = false;
+		}
+	}
+	ExecDropSingleTupleTableSlot(old_slot);
+	ExecDropSingleTupleTableSlot(new_slot);
+	return paired;
+}
+
+static void
+capture_rows(HistoryWriter *writer, CaptureTarget *target, TupleDesc desc, Tuplestorestate *rows,
+			 char operation, MemoryContext per_row)
+{
+	int			pointer;
+	TupleTableSlot *slot = open_transition(rows, desc, &pointer);
+
+	while (next_row(rows, pointer, slot))
+	{
+		MemoryContext old = MemoryContextSwitchTo(per_row);
+
+		write_history_row(writer, target, operation, slot, operation == 'I');
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(per_row);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+static void
+capture_updates(HistoryWriter *writer, CaptureTarget *target, TupleDesc desc,
+				Tuplestorestate *old_rows, Tuplestorestate *new_rows, MemoryContext per_row)
+{
+	int			old_pointer,
+				new_pointer;
+	TupleTableSlot *old_slot = open_transition(old_rows, desc, &old_pointer);
+	TupleTableSlot *new_slot = open_transition(new_rows, desc, &new_pointer);
+
+	while (next_row(old_rows, old_pointer, old_slot) && next_row(new_rows, new_pointer, new_slot))
+	{
+		bool		changed = false;
+
+		for (int i = 0; i < target->natts && !changed; i++)
+		{
+			Form_pg_attribute attr = TupleDescAttr(desc, i);
+
+			if (attr->attisdropped || target->is_key[i])
+				continue;
+			changed = !same_value(attr, target->is_bpchar[i],
+								  old_slot->tts_values[i], old_slot->tts_isnull[i],
+								  new_slot->tts_values[i], new_slot->tts_isnull[i]);
+		}
+		if (changed)
+		{
+			MemoryContext old = MemoryContextSwitchTo(per_row);
+
+			write_history_row(writer, target, 'U', old_slot, false);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(per_row);
+		}
+	}
+	ExecDropSingleTupleTableSlot(old_slot);
+	ExecDropSingleTupleTableSlot(new_slot);
+}
+
+static Datum
+nullable_text(const char *value, bool *isnull)
+{
+	*isnull = value == NULL || value[0] == '\0';
+	return *isnull ? (Datum) 0 : CStringGetTextDatum(value);
+}
+
+static bool
+transactions_row_exists(Relation transactions, int64 tx_id)
+{
+#if PG_VERSION_NUM >= 170000
+	Oid			index = RelationGetPrimaryKeyIndex(transactions, false);
+#else
+	Oid			index = RelationGetPrimaryKeyIndex(transactions);
+#endif
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		exists;
+
+	if (!OidIsValid(index))
+		elog(ERROR, "temporal_versioning.transactions has no primary key");
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(tx_id));
+	scan = systable_beginscan(transactions, index, true, SnapshotSelf, 1, &key);
+	exists = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	return exists;
+}
+
+/* The transaction's context, as the PL/pgSQL function's INSERT writes it. */
+static void
+write_transactions_row(void)
+{
+	FullTransactionId fxid = GetTopFullTransactionId();
+	int64		tx_id = (int64) U64FromFullTransactionId(fxid);
+	Relation	transactions;
+	TupleDesc	desc;
+	TupleTableSlot *slot;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	const char *role;
+	AttrNumber	attno;
+
+	if (tx_row_written && FullTransactionIdEquals(tx_row_fxid, fxid))
+		return;
+	lookup_catalog();
+	transactions = table_open(transactions_relid, RowExclusiveLock);
+	if (!transactions_row_exists(transactions, tx_id))
+	{
+		desc = RelationGetDescr(transactions);
+		estate = CreateExecutorState();
+		rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(rri, transactions, 1, NULL, 0);
+		ExecOpenIndices(rri, false);
+		slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+		ExecClearTuple(slot);
+		memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
+
+#define SET_COLUMN(name, datum, null) \
+		do { \
+			attno = get_attnum(transactions_relid, name); \
+			if (attno <= 0) \
+				elog(ERROR, "temporal_versioning.transactions has no column %s", name); \
+			slot->tts_values[attno - 1] = (datum); \
+			slot->tts_isnull[attno - 1] = (null); \
+		} while (0)
+
+		SET_COLUMN("tx_id", Int64GetDatum(tx_id), false);
+		SET_COLUMN("valid_from", TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+		role = GetConfigOptionByName("role", NULL, false);
+		if (strcmp(role, "none") == 0)
+			SET_COLUMN("db_user", CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false)), false);
+		else
+			SET_COLUMN("db_user", CStringGetTextDatum(role), false);
+		{
+			bool		isnull;
+			Datum		value = nullable_text(GetConfigOptionByName("application_name", NULL, false), &isnull);
+
+			SET_COLUMN("application_name", value, isnull);
+			value = nullable_text(GetConfigOptionByName("temporal.user_id", NULL, true), &isnull);
+			SET_COLUMN("user_id", value, isnull);
+			value = nullable_text(GetConfigOptionByName("temporal.changeset_id", NULL, true), &isnull);
+			SET_COLUMN("changeset_id", value, isnull);
+		}
+		{
+			LOCAL_FCINFO(client, 0);
+			Datum		address;
+
+			InitFunctionCallInfoData(*client, NULL, 0, InvalidOid, NULL, NULL);
+			address = inet_client_addr(client);
+			SET_COLUMN("client_addr", address, client->isnull);
+		}
+#undef SET_COLUMN
+		ExecStoreVirtualTuple(slot);
+		insert_with_indexes(transactions, rri, estate, slot, GetCurrentCommandId(true));
+		ExecDropSingleTupleTableSlot(slot);
+		ExecCloseIndices(rri);
+		FreeExecutorState(estate);
+	}
+	table_close(transactions, NoLock);
+	tx_row_written = true;
+	tx_row_fxid = fxid;
+	tx_row_subxid = GetCurrentSubTransactionId();
+}
+
+Datum
+temporal_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata;
+	TriggerEvent event;
+	CaptureTarget *target;
+	HistoryWriter writer;
+	TupleDesc	desc;
+	MemoryContext per_row;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("temporal_versioning._capture_c() can only be called as a trigger")));
+	trigdata = (TriggerData *) fcinfo->context;
+	event = trigdata->tg_event;
+	if (!TRIGGER_FIRED_AFTER(event) || !TRIGGER_FIRED_FOR_STATEMENT(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("temporal_versioning._capture_c() must fire AFTER, FOR EACH STATEMENT")));
+
+	target = get_target(trigdata->tg_relation);
+	if (!target->use_c || TRIGGER_FIRED_BY_TRUNCATE(event))
+		return call_fallback(target, fcinfo);
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	if (TRIGGER_FIRED_BY_UPDATE(event))
+	{
+		if (trigdata->tg_oldtable == NULL || trigdata->tg_newtable == NULL)
+			return call_fallback(target, fcinfo);
+		if (!updates_pair_up(target, desc, trigdata->tg_oldtable, trigdata->tg_newtable))
+			return call_fallback(target, fcinfo);
+	}
+	else if ((TRIGGER_FIRED_BY_INSERT(event) && trigdata->tg_newtable == NULL) ||
+			 (TRIGGER_FIRED_BY_DELETE(event) && trigdata->tg_oldtable == NULL))
+		return call_fallback(target, fcinfo);
+
+	writer_open(&writer, target);
+	/* Invalidated while the history's lock was taken: start again. */
+	if (!target->valid)
+	{
+		writer_close(&writer);
+		target = get_target(trigdata->tg_relation);
+		if (!target->use_c)
+			return call_fallback(target, fcinfo);
+		writer_open(&writer, target);
+	}
+	per_row = AllocSetContextCreate(CurrentMemoryContext, "temporal capture row", ALLOCSET_DEFAULT_SIZES);
+	if (TRIGGER_FIRED_BY_INSERT(event))
+		capture_rows(&writer, target, desc, trigdata->tg_newtable, 'I', per_row);
+	else if (TRIGGER_FIRED_BY_DELETE(event))
+		capture_rows(&writer, target, desc, trigdata->tg_oldtable, 'D', per_row);
+	else
+		capture_updates(&writer, target, desc, trigdata->tg_oldtable, trigdata->tg_newtable, per_row);
+	MemoryContextDelete(per_row);
+	if (writer.written > 0)
+		write_transactions_row();
+	writer_close(&writer);
+	return PointerGetDatum(NULL);
+}
+
+/* The version of this library, to check it against the installed SQL. */
+Datum
+temporal_capture_library_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(TEMPORAL_LIBRARY_VERSION));
+}
