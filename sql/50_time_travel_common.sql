@@ -20,8 +20,12 @@ AS $$
            a.attgenerated <> '', a.attidentity = 'a'
     FROM temporal_versioning.versioned_tables v
     JOIN pg_attribute a ON a.attrelid = v.table_oid AND a.attnum > 0 AND NOT a.attisdropped
+    -- By name: a followed column's history column always has its name (sync
+    -- renames it along), and names, unlike attnums, survive a dump and
+    -- restore (which leaves out dropped columns) until the next sync
+    -- re-links the attnums.
     JOIN temporal_versioning.versioned_columns c
-      ON c.versioned_table_id = v.id AND c.source_attnum = a.attnum
+      ON c.versioned_table_id = v.id AND c.source_attnum IS NOT NULL AND c.history_column = a.attname
     WHERE v.id = live_columns.versioned_table_id
     ORDER BY a.attnum;
 $$;

@@ -614,11 +614,12 @@ BEGIN
 
     -- A restored dump recreates the table without its dropped columns, so
     -- the columns' attnums can shift. When every column the history follows
-    -- is still there by name, and some not at its recorded attnum, while a
-    -- dump is being restored (its script runs with check_function_bodies
-    -- off), the columns are followed by name: nothing was renamed or dropped.
-    IF current_setting('check_function_bodies') = 'off'
-       AND EXISTS (SELECT 1 FROM temporal_versioning.versioned_columns c
+    -- is still there by name, and some not at its recorded attnum, the
+    -- columns are followed by name: nothing was renamed or dropped. (The one
+    -- change that looks the same, dropping a column and adding one of the
+    -- same name in a single ALTER TABLE, keeps its history in the same
+    -- column; its type change, if any, is followed as usual.)
+    IF EXISTS (SELECT 1 FROM temporal_versioning.versioned_columns c
                    WHERE c.versioned_table_id = vt.id AND c.source_attnum IS NOT NULL
                      AND NOT EXISTS (SELECT 1 FROM pg_attribute a
                                      WHERE a.attrelid = vt.table_oid AND a.attnum = c.source_attnum
@@ -2125,8 +2126,12 @@ AS $$
            a.attgenerated <> '', a.attidentity = 'a'
     FROM temporal_versioning.versioned_tables v
     JOIN pg_attribute a ON a.attrelid = v.table_oid AND a.attnum > 0 AND NOT a.attisdropped
+    -- By name: a followed column's history column always has its name (sync
+    -- renames it along), and names, unlike attnums, survive a dump and
+    -- restore (which leaves out dropped columns) until the next sync
+    -- re-links the attnums.
     JOIN temporal_versioning.versioned_columns c
-      ON c.versioned_table_id = v.id AND c.source_attnum = a.attnum
+      ON c.versioned_table_id = v.id AND c.source_attnum IS NOT NULL AND c.history_column = a.attname
     WHERE v.id = live_columns.versioned_table_id
     ORDER BY a.attnum;
 $$;
