@@ -65,9 +65,10 @@ def pgbench(script, db, *, seconds, clients=2):
     return float(re.search(r"tps = ([0-9.]+) \(without initial connection time\)", result.stdout).group(1))
 
 
-def temporal(*arguments, db):
+def temporal(*arguments, db, env=None):
     """Runs the real temporal binary (the product, not a shortcut)."""
-    result = subprocess.run([TEMPORAL, *arguments, "--db", f"dbname={db}"], capture_output=True, text=True)
+    result = subprocess.run([TEMPORAL, *arguments, "--db", f"dbname={db}"], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
     if result.returncode != 0:
         raise RuntimeError(f"temporal {' '.join(arguments)} failed: {result.stderr.strip()}")
     return result.stdout

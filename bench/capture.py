@@ -60,13 +60,14 @@ class Plain:
 class PgTemporal:
     name = "pg-temporal C"
     table = "bench_temporal"
+    enable_environment = {}
 
     def setup(self):
         psql(f"""SELECT temporal_versioning.disable_temporal_versioning('public', '{self.table}', true)
                  FROM temporal_versioning.versioned_tables WHERE table_name = '{self.table}';
                  TRUNCATE temporal_versioning.transactions;""", DB)
         create_table(self.table)
-        temporal("enable", f"public.{self.table}", db=DB)
+        temporal("enable", f"public.{self.table}", db=DB, env=self.enable_environment)
         psql(f"ALTER TABLE temporal_versioning.{self.table}_history SET (autovacuum_enabled = off)", DB)
 
     def history_bytes(self):
@@ -83,15 +84,7 @@ class PgTemporalSQL(PgTemporal):
     services use), on the same server as the C path."""
     name = "pg-temporal PL/pgSQL"
     table = "bench_temporal_sql"
-
-    def setup(self):
-        psql(f"""SELECT temporal_versioning.disable_temporal_versioning('public', '{self.table}', true)
-                 FROM temporal_versioning.versioned_tables WHERE table_name = '{self.table}';
-                 TRUNCATE temporal_versioning.transactions;""", DB)
-        create_table(self.table)
-        psql(f"""SET temporal.capture = sql;
-                 SELECT temporal_versioning.enable_temporal_versioning('public', '{self.table}');
-                 ALTER TABLE temporal_versioning.{self.table}_history SET (autovacuum_enabled = off);""", DB)
+    enable_environment = {"PGOPTIONS": "-c temporal.capture=sql"}
 
 
 class PgTemporalSQLLazyIndex(PgTemporalSQL):

@@ -164,7 +164,7 @@ struct ExtensionTests {
 
         // Every step is a transaction, a fifth of them rolled back; each
         // statement naming $T runs on both tables, in that transaction.
-        var random = SplitMix(seed: 20261202)
+        var random = SplitMix64(seed: 20261202)
         var altered = 0
         for step in 0..<400 {
             try connection.execute("BEGIN")
@@ -307,21 +307,12 @@ struct ExtensionTests {
     }
 
     private func run(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Program.run(path, arguments)
     }
 
     /// One step of the workload both capture paths run: every kind of
     /// statement the C path handles or hands to the PL/pgSQL function.
-    private func workloadStep(_ step: Int, _ random: inout SplitMix, altered: inout Int) -> [String] {
+    private func workloadStep(_ step: Int, _ random: inout SplitMix64, altered: inout Int) -> [String] {
         let id = Int(random.next() % 60) + 1
         let word = "w\(random.next() % 1000)"
         switch random.next() % 16 {
@@ -365,19 +356,6 @@ struct ExtensionTests {
         default:
             return ["UPDATE $T SET at = at + interval '1 second', code = '\(word.prefix(2))' WHERE id % 5 = \(id % 5)"]
         }
-    }
-}
-
-/// A small deterministic generator, so a failing workload can be replayed.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

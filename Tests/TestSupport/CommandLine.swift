@@ -55,15 +55,12 @@ public func parseJSON(_ text: String) throws -> Any {
     try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
 }
 
-/// Runs a Python script with the project's venv (scripts/install-deps puts
-/// pymongo there), for checks made with tools nobody here wrote.
-public enum PythonScript {
-    public static func run(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let venv = ProcessInfo.processInfo.environment["TEMPORAL_VENV"]
-            ?? FileManager.default.currentDirectoryPath + "/.venv"
+/// Runs a program and returns its exit status with its stdout and stderr together.
+public enum Program {
+    public static func run(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: venv + "/bin/python")
-        process.arguments = [script] + arguments
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -71,5 +68,15 @@ public enum PythonScript {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Runs a Python script with the project's venv (scripts/install-deps puts
+/// pymongo there), for checks made with tools nobody here wrote.
+public enum PythonScript {
+    public static func run(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let venv = ProcessInfo.processInfo.environment["TEMPORAL_VENV"]
+            ?? FileManager.default.currentDirectoryPath + "/.venv"
+        return try Program.run(venv + "/bin/python", [script] + arguments)
     }
 }
