@@ -250,6 +250,9 @@ public enum Installer {
             FROM pg_depend d CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) o
             WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
               AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = $1)
+              -- (PostgreSQL 18 also records a table's array type as a member;
+              -- it leaves the extension with its table.)
+              AND d.classid <> 'pg_type'::regclass
             ORDER BY d.classid, d.objid
             """, [extensionName])
         for row in removals.rows {
