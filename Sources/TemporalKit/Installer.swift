@@ -112,6 +112,7 @@ public enum Installer {
                 try connection.execute("""
                     DROP FUNCTION IF EXISTS temporal_versioning._capture_c();
                     DROP FUNCTION IF EXISTS temporal_versioning._capture_library_version();
+                    DROP FUNCTION IF EXISTS temporal_versioning._capture_c_statements();
                     """)
             }
             let appliedNow = try installedMigrations(on: connection).subtracting(migrationsBefore)

@@ -182,6 +182,12 @@ struct ExtensionTests {
                 FROM temporal_versioning.\(history) h ORDER BY h.temporal_id
                 """).map { $0 ?? "" }
         }
+        // The C path did the work (a library that handed every statement to
+        // PL/pgSQL would pass the comparisons below and prove nothing).
+        let paths = try connection.column("SELECT in_c || ',' || handed_to_plpgsql FROM temporal_versioning._capture_c_statements()")
+        let counts = (paths.first ?? nil)?.split(separator: ",").compactMap { Int($0) } ?? []
+        try #require(counts.count == 2)
+        #expect(counts[0] > 300 && counts[0] > 5 * counts[1], "statements captured in C, handed to PL/pgSQL: \(counts)")
         let c = try compare("with_c_history"), sql = try compare("with_sql_history")
         #expect(c.count > 200)
         #expect(c == sql)

@@ -4372,10 +4372,17 @@ BEGIN
     LANGUAGE c STRICT
     SET search_path = pg_catalog, pg_temp
     AS '$libdir/temporal_versioning', 'temporal_capture_library_version';
+    CREATE OR REPLACE FUNCTION temporal_versioning._capture_c_statements(OUT in_c bigint, OUT handed_to_plpgsql bigint)
+    RETURNS record
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS '$libdir/temporal_versioning', 'temporal_capture_statements';
     REVOKE ALL ON FUNCTION temporal_versioning._capture_c() FROM PUBLIC;
     REVOKE ALL ON FUNCTION temporal_versioning._capture_library_version() FROM PUBLIC;
     COMMENT ON FUNCTION temporal_versioning._capture_c() IS
         'pg-temporal (internal): the C capture trigger function of versioned tables';
+    COMMENT ON FUNCTION temporal_versioning._capture_c_statements() IS
+        'pg-temporal: the statements this session captured in C, and handed to the tables'' PL/pgSQL capture functions';
     COMMENT ON FUNCTION temporal_versioning._capture_library_version() IS
         'pg-temporal (internal): the version of the extension''s C library';
 EXCEPTION WHEN undefined_file THEN

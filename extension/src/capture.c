@@ -16,8 +16,9 @@
  *     keys (an update of a key: the history records a delete and an insert,
  *     which the PL/pgSQL function's join on the key works out);
  *   - a history table it cannot write like INSERT would: partitioned, with
- *     triggers, row security, CHECK constraints, defaults other than
- *     temporal_id's identity, or columns whose type is not the source's;
+ *     triggers, row security, defaults other than temporal_id's identity,
+ *     NOT NULL on a column it leaves NULL, or columns whose type is not the
+ *     source's (the history's CHECK constraints it evaluates, as INSERT does);
  *   - TRUNCATE (its trigger calls the PL/pgSQL function directly anyway).
  *
  * What is known of each table (its history, the history column of every
@@ -43,8 +44,11 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "nodes/readfuncs.h"
+#include "optimizer/optimizer.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -64,6 +68,7 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(temporal_capture);
 PG_FUNCTION_INFO_V1(temporal_capture_library_version);
+PG_FUNCTION_INFO_V1(temporal_capture_statements);
 
 #define TEMPORAL_SCHEMA "temporal_versioning"
 
@@ -88,6 +93,8 @@ typedef struct CaptureTarget
 	AttrNumber *key_attno;		/* source attnos of the key columns */
 	Oid			fallback_oid;	/* the table's PL/pgSQL capture function */
 	FmgrInfo	fallback;
+	ExprState **check_state;	/* per CHECK constraint of the history, NULL
+								 * for none (or one not enforced) */
 } CaptureTarget;
 
 static HTAB *targets = NULL;
@@ -102,6 +109,14 @@ static FullTransactionId tx_row_fxid;
 static SubTransactionId tx_row_subxid;
 
 static bool callbacks_registered = false;
+
+/*
+ * Statements this backend captured in C, and handed to the PL/pgSQL
+ * function: what _capture_c_statements() reports, so that tests (and a
+ * curious DBA) can see which path a table's writes take.
+ */
+static int64 statements_in_c = 0;
+static int64 statements_handed_over = 0;
 
 static void
 invalidate_relation(Datum arg, Oid relid)
@@ -300,15 +315,40 @@ history_type_matches(Form_pg_attribute source, Form_pg_attribute history)
 static bool
 history_is_plain(Relation history)
 {
-	TupleConstr *constr = RelationGetDescr(history)->constr;
-
 	if (history->rd_rel->relkind != RELKIND_RELATION)
 		return false;
 	if (history->trigdesc != NULL || history->rd_rel->relrowsecurity)
 		return false;
-	if (constr != NULL && constr->num_check > 0)
-		return false;
 	return true;
+}
+
+/*
+ * The history's CHECK constraints, planned once into the target's context
+ * (every one, NOT VALID too; on PostgreSQL 18, not the NOT ENFORCED ones),
+ * in the array ExecConstraints() would otherwise build for every statement.
+ */
+static void
+prepare_checks(CaptureTarget *target, Relation history)
+{
+	TupleConstr *constr = RelationGetDescr(history)->constr;
+	MemoryContext old;
+
+	target->check_state = NULL;
+	if (constr == NULL || constr->num_check == 0)
+		return;
+	old = MemoryContextSwitchTo(target->context);
+	target->check_state = palloc0(sizeof(ExprState *) * constr->num_check);
+	for (int i = 0; i < constr->num_check; i++)
+	{
+		ConstrCheck *check = &constr->check[i];
+
+#if PG_VERSION_NUM >= 180000
+		if (!check->ccenforced)
+			continue;
+#endif
+		target->check_state[i] = ExecInitCheck((List *) expression_planner((Expr *) list_make1(stringToNode(check->ccbin))), NULL);
+	}
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -423,6 +463,7 @@ build_target(CaptureTarget *target, Relation source)
 	}
 	if (target->nkeys == 0)
 		goto fallback;
+	prepare_checks(target, history);
 	target->use_c = true;
 
 fallback:
@@ -479,6 +520,7 @@ call_fallback(CaptureTarget *target, FunctionCallInfo fcinfo)
 	FmgrInfo	flinfo;
 	Datum		result;
 
+	statements_handed_over++;
 	/* A copy: the cached target may be rebuilt while the fallback runs. */
 	fmgr_info_copy(&flinfo, &target->fallback, CurrentMemoryContext);
 	InitFunctionCallInfoData(*inner, &flinfo, 0, InvalidOid, fcinfo->context, NULL);
@@ -497,6 +539,7 @@ typedef struct HistoryWriter
 	CommandId	cid;
 	int64		tx_id;
 	uint64		written;
+	bool		check_constraints;
 } HistoryWriter;
 
 static void
@@ -505,8 +548,14 @@ writer_open(HistoryWriter *writer, CaptureTarget *target)
 	writer->history = table_open(target->history_relid, RowExclusiveLock);
 	writer->estate = CreateExecutorState();
 	writer->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(writer->rri, writer->history, 1, NULL, 0);
+	InitResultRelInfo(writer->rri, writer->history, 0, NULL, 0);
 	ExecOpenIndices(writer->rri, false);
+	writer->check_constraints = RelationGetDescr(writer->history)->constr != NULL;
+#if PG_VERSION_NUM >= 180000
+	writer->rri->ri_CheckConstraintExprs = target->check_state;
+#else
+	writer->rri->ri_ConstraintExprs = target->check_state;
+#endif
 	writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->history), &TTSOpsVirtual);
 	writer->cid = GetCurrentCommandId(true);
 	writer->tx_id = (int64) U64FromFullTransactionId(GetTopFullTransactionId());
@@ -568,7 +617,11 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 		slot->tts_isnull[attno - 1] = source->tts_isnull[i];
 	}
 	ExecStoreVirtualTuple(slot);
+	/* NOT NULL and CHECK, with PostgreSQL's own errors, as INSERT has them. */
+	if (writer->check_constraints)
+		ExecConstraints(writer->rri, slot, writer->estate);
 	insert_with_indexes(writer->history, writer->rri, writer->estate, slot, writer->cid);
+	ResetPerTupleExprContext(writer->estate);
 	writer->written++;
 }
 
@@ -744,7 +797,7 @@ write_transactions_row(void)
 		desc = RelationGetDescr(transactions);
 		estate = CreateExecutorState();
 		rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(rri, transactions, 1, NULL, 0);
+		InitResultRelInfo(rri, transactions, 0, NULL, 0);
 		ExecOpenIndices(rri, false);
 		slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 		ExecClearTuple(slot);
@@ -855,6 +908,7 @@ temporal_capture(PG_FUNCTION_ARGS)
 	if (writer.written > 0)
 		write_transactions_row();
 	writer_close(&writer);
+	statements_in_c++;
 	return PointerGetDatum(NULL);
 }
 
@@ -863,4 +917,20 @@ Datum
 temporal_capture_library_version(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(TEMPORAL_LIBRARY_VERSION));
+}
+
+/* The statements this backend captured in C and handed to PL/pgSQL. */
+Datum
+temporal_capture_statements(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "temporal_versioning._capture_c_statements() must return a record");
+	desc = BlessTupleDesc(desc);
+	values[0] = Int64GetDatum(statements_in_c);
+	values[1] = Int64GetDatum(statements_handed_over);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

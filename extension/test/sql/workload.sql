@@ -27,3 +27,17 @@ WHERE NOT EXISTS (SELECT FROM temporal_versioning.transactions t WHERE t.tx_id =
 SELECT temporal_versioning.capture_state('accounts'::regclass);
 SELECT temporal_versioning.disable_temporal_versioning('public', 'accounts', true);
 DROP TABLE accounts;
+-- A constraint a DBA put on a history binds capture as it binds INSERT:
+-- PostgreSQL's own error, and the statement changes nothing.
+CREATE TABLE checked (id int PRIMARY KEY, amount int);
+SELECT temporal_versioning.enable_temporal_versioning('public', 'checked');
+ALTER TABLE temporal_versioning.checked_history ADD CONSTRAINT amount_small CHECK (amount < 100);
+INSERT INTO checked VALUES (1, 500), (2, 5);
+UPDATE checked SET amount = amount + 1 WHERE id = 2;
+\set VERBOSITY terse
+UPDATE checked SET amount = 1 WHERE id = 1;        -- (its DETAIL names the transaction)
+\set VERBOSITY default
+SELECT * FROM checked ORDER BY id;
+SELECT temporal_operation, id, amount FROM temporal_versioning.checked_history ORDER BY temporal_id;
+SELECT temporal_versioning.disable_temporal_versioning('public', 'checked', true);
+DROP TABLE checked;
