@@ -185,18 +185,37 @@ register_callbacks(void)
 	callbacks_registered = true;
 }
 
+/*
+ * The oids of pg-temporal's schema and transactions table, into the caller's
+ * variables: the cached copies are reset by any invalidation (a sinval queue
+ * reset, which other backends' DDL can cause at any catalog access, resets
+ * everything), so callers use what this returned, never the statics.
+ */
 static void
-lookup_catalog(void)
+lookup_catalog(Oid *schema, Oid *transactions)
 {
-	if (OidIsValid(transactions_relid))
+	if (!OidIsValid(transactions_relid) || !OidIsValid(schema_oid))
+	{
+		Oid			found_schema = get_namespace_oid(TEMPORAL_SCHEMA, false);
+		Oid			found_transactions = get_relname_relid("transactions", found_schema);
+
+		if (!OidIsValid(found_transactions))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation \"%s.transactions\" does not exist", TEMPORAL_SCHEMA),
+					 errhint("Install pg-temporal again: temporal install")));
+		schema_oid = found_schema;
+		transactions_relid = found_transactions;
+		if (schema)
+			*schema = found_schema;
+		if (transactions)
+			*transactions = found_transactions;
 		return;
-	schema_oid = get_namespace_oid(TEMPORAL_SCHEMA, false);
-	transactions_relid = get_relname_relid("transactions", schema_oid);
-	if (!OidIsValid(transactions_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.transactions\" does not exist", TEMPORAL_SCHEMA),
-				 errhint("Install pg-temporal again: temporal install")));
+	}
+	if (schema)
+		*schema = schema_oid;
+	if (transactions)
+		*transactions = transactions_relid;
 }
 
 /* The versioned_tables row of the relation, read as pg-temporal's owner. */
@@ -213,6 +232,7 @@ static VersionedRow
 read_versioned_row(Oid relid, MemoryContext into)
 {
 	VersionedRow row = {0};
+	Oid			transactions;
 	Oid			owner;
 	Oid			saved_user;
 	int			saved_context;
@@ -220,12 +240,12 @@ read_versioned_row(Oid relid, MemoryContext into)
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
 
-	lookup_catalog();
+	lookup_catalog(NULL, &transactions);
 	{
-		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(transactions_relid));
+		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(transactions));
 
 		if (!HeapTupleIsValid(tuple))
-			elog(ERROR, "cache lookup failed for relation %u", transactions_relid);
+			elog(ERROR, "cache lookup failed for relation %u", transactions);
 		owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 		ReleaseSysCache(tuple);
 	}
@@ -355,6 +375,7 @@ static void
 build_target(CaptureTarget *target, Relation source)
 {
 	VersionedRow row;
+	Oid			schema;
 	Relation	history;
 	TupleDesc	source_desc = RelationGetDescr(source);
 	TupleDesc	history_desc;
@@ -371,6 +392,7 @@ build_target(CaptureTarget *target, Relation source)
 	target->fallback_oid = InvalidOid;
 	target->fallback.fn_oid = InvalidOid;
 
+	lookup_catalog(&schema, NULL);
 	row = read_versioned_row(target->relid, target->context);
 	if (!row.found)
 		ereport(ERROR,
@@ -386,7 +408,7 @@ build_target(CaptureTarget *target, Relation source)
 	target->fallback_oid = row.fallback_oid;
 	fmgr_info_cxt(row.fallback_oid, &target->fallback, target->context);
 
-	target->history_relid = get_relname_relid(row.history_table, schema_oid);
+	target->history_relid = get_relname_relid(row.history_table, schema);
 	if (!OidIsValid(target->history_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -488,7 +510,7 @@ get_target(Relation source)
 		ctl.hcxt = CacheMemoryContext;
 		targets = hash_create("temporal capture targets", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	lookup_catalog();
+	lookup_catalog(NULL, NULL);
 	target = hash_search(targets, &relid, HASH_ENTER, &found);
 	if (!found)
 	{
@@ -780,6 +802,7 @@ write_transactions_row(void)
 {
 	FullTransactionId fxid = GetTopFullTransactionId();
 	int64		tx_id = (int64) U64FromFullTransactionId(fxid);
+	Oid			transactions_oid;
 	Relation	transactions;
 	TupleDesc	desc;
 	TupleTableSlot *slot;
@@ -790,8 +813,8 @@ write_transactions_row(void)
 
 	if (tx_row_written && FullTransactionIdEquals(tx_row_fxid, fxid))
 		return;
-	lookup_catalog();
-	transactions = table_open(transactions_relid, RowExclusiveLock);
+	lookup_catalog(NULL, &transactions_oid);
+	transactions = table_open(transactions_oid, RowExclusiveLock);
 	if (!transactions_row_exists(transactions, tx_id))
 	{
 		desc = RelationGetDescr(transactions);
@@ -805,7 +828,7 @@ write_transactions_row(void)
 
 #define SET_COLUMN(name, datum, null) \
 		do { \
-			attno = get_attnum(transactions_relid, name); \
+			attno = get_attnum(transactions_oid, name); \
 			if (attno <= 0) \
 				elog(ERROR, "temporal_versioning.transactions has no column %s", name); \
 			slot->tts_values[attno - 1] = (datum); \
