@@ -18,7 +18,14 @@ BEGIN
     LANGUAGE c STRICT
     SET search_path = pg_catalog, pg_temp
     AS '$libdir/temporal_versioning', 'temporal_capture_statements';
+    CREATE OR REPLACE FUNCTION temporal_versioning._emit_change_context_c()
+    RETURNS trigger
+    LANGUAGE c
+    AS '$libdir/temporal_versioning', 'temporal_emit_change_context';
     REVOKE ALL ON FUNCTION temporal_versioning._capture_c() FROM PUBLIC;
+    REVOKE ALL ON FUNCTION temporal_versioning._emit_change_context_c() FROM PUBLIC;
+    COMMENT ON FUNCTION temporal_versioning._emit_change_context_c() IS
+        'pg-temporal (internal): the C form of _emit_change_context(), the trigger putting a transaction''s SET LOCAL context into the WAL';
     REVOKE ALL ON FUNCTION temporal_versioning._capture_library_version() FROM PUBLIC;
     COMMENT ON FUNCTION temporal_versioning._capture_c() IS
         'pg-temporal (internal): the C capture trigger function of versioned tables';

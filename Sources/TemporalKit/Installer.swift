@@ -111,6 +111,7 @@ public enum Installer {
             if form == .plain {
                 try connection.execute("""
                     DROP FUNCTION IF EXISTS temporal_versioning._capture_c();
+                    DROP FUNCTION IF EXISTS temporal_versioning._emit_change_context_c();
                     DROP FUNCTION IF EXISTS temporal_versioning._capture_library_version();
                     DROP FUNCTION IF EXISTS temporal_versioning._capture_c_statements();
                     """)

@@ -60,7 +60,7 @@ struct ExtensionTests {
         let moved = try Installer.install(on: connection, method: .extension)
         #expect(moved.previousForm == .plain && moved.form == .extension && moved.capture == .c)
         #expect(try snapshot(connection) == before)
-        #expect(try triggerFunctions(connection) == ["_emit_change_context()", "_capture_c()", "_capture_c()", "_capture_c()", "customers_history_capture()"])
+        #expect(try triggerFunctions(connection) == ["_emit_change_context_c()", "_capture_c()", "_capture_c()", "_capture_c()", "customers_history_capture()"])
         // The history and its capture function are the database's, not the extension's.
         #expect(try connection.count("""
             SELECT count(*) FROM pg_depend

@@ -21,6 +21,11 @@
  *     source's (the history's CHECK constraints it evaluates, as INSERT does);
  *   - TRUNCATE (its trigger calls the PL/pgSQL function directly anyway).
  *
+ * temporal_versioning._emit_change_context_c() is the BEFORE statement
+ * trigger of the same tables: the PL/pgSQL _emit_change_context() without
+ * the PL/pgSQL call on every statement (it only reads three settings when no
+ * context is set, which is nearly always).
+ *
  * What is known of each table (its history, the history column of every
  * column, the key, the identity sequence, the fallback) is cached per backend
  * and dropped on any invalidation of the table, its history or functions.
@@ -35,6 +40,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
@@ -49,6 +55,7 @@
 #include "nodes/execnodes.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -69,6 +76,7 @@ PG_MODULE_MAGIC;
 PG_FUNCTION_INFO_V1(temporal_capture);
 PG_FUNCTION_INFO_V1(temporal_capture_library_version);
 PG_FUNCTION_INFO_V1(temporal_capture_statements);
+PG_FUNCTION_INFO_V1(temporal_emit_change_context);
 
 #define TEMPORAL_SCHEMA "temporal_versioning"
 
@@ -956,4 +964,56 @@ temporal_capture_statements(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(statements_in_c);
 	values[1] = Int64GetDatum(statements_handed_over);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
+ * The BEFORE statement trigger that puts the transaction's SET LOCAL
+ * temporal.user_id / temporal.changeset_id into the WAL once, for change
+ * streaming: what temporal_versioning._emit_change_context() does, setting
+ * for setting; the message itself is written by the same SQL function,
+ * _emit_context_message(), so there is one definition of it.
+ */
+Datum
+temporal_emit_change_context(PG_FUNCTION_ARGS)
+{
+	const char *emitted;
+	const char *user_id;
+	const char *changeset_id;
+	bool		has_user;
+	bool		has_changeset;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(((TriggerData *) fcinfo->context)->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(((TriggerData *) fcinfo->context)->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("temporal_versioning._emit_change_context_c() must fire BEFORE, FOR EACH STATEMENT")));
+	emitted = GetConfigOption("temporal.context_emitted", true, false);
+	if (emitted != NULL && strcmp(emitted, "on") == 0)
+		return PointerGetDatum(NULL);
+	user_id = GetConfigOption("temporal.user_id", true, false);
+	changeset_id = GetConfigOption("temporal.changeset_id", true, false);
+	has_user = user_id != NULL && user_id[0] != '\0';
+	has_changeset = changeset_id != NULL && changeset_id[0] != '\0';
+	if ((has_user || has_changeset) && XLogLogicalInfoActive())
+	{
+		Oid			argtypes[2] = {TEXTOID, TEXTOID};
+		Oid			function = LookupFuncName(list_make2(makeString(TEMPORAL_SCHEMA),
+														 makeString("_emit_context_message")),
+											  2, argtypes, false);
+		FmgrInfo	flinfo;
+		LOCAL_FCINFO(call, 2);
+
+		/* Copies: calling the function may change the settings. */
+		user_id = has_user ? pstrdup(user_id) : NULL;
+		changeset_id = has_changeset ? pstrdup(changeset_id) : NULL;
+		fmgr_info(function, &flinfo);
+		InitFunctionCallInfoData(*call, &flinfo, 2, InvalidOid, NULL, NULL);
+		call->args[0].value = has_user ? CStringGetTextDatum(user_id) : (Datum) 0;
+		call->args[0].isnull = !has_user;
+		call->args[1].value = has_changeset ? CStringGetTextDatum(changeset_id) : (Datum) 0;
+		call->args[1].isnull = !has_changeset;
+		(void) FunctionCallInvoke(call);
+	}
+	return PointerGetDatum(NULL);
 }

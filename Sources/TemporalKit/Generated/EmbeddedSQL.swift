@@ -949,14 +949,19 @@ COMMENT ON FUNCTION temporal_versioning._uses_c_capture(temporal_versioning.vers
 -- The function each capture trigger of a table is created to call, in the
 -- order of _capture_trigger_names(): the INSERT, UPDATE and DELETE triggers
 -- call the C capture function when _uses_c_capture says so (it falls back to
--- the table's PL/pgSQL function itself where it must), the others always
--- the PL/pgSQL functions.
+-- the table's PL/pgSQL function itself where it must); the context trigger
+-- calls the C form of _emit_change_context() when the C library is there and
+-- temporal.capture is not sql; the TRUNCATE trigger always the PL/pgSQL
+-- function.
 CREATE OR REPLACE FUNCTION temporal_versioning._capture_trigger_functions(table_oid oid)
 RETURNS regprocedure[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT ARRAY[to_regprocedure('temporal_versioning._emit_change_context()')]
+    SELECT ARRAY[coalesce(CASE WHEN temporal_versioning._c_capture_function() IS NOT NULL
+                                    AND coalesce(current_setting('temporal.capture', true), '') <> 'sql'
+                               THEN to_regprocedure('temporal_versioning._emit_change_context_c()') END,
+                          to_regprocedure('temporal_versioning._emit_change_context()'))]
            || array_fill(CASE WHEN temporal_versioning._uses_c_capture(v) THEN temporal_versioning._c_capture_function()
                               ELSE to_regprocedure(format('temporal_versioning.%I()', temporal_versioning._capture_function_name(v.history_table))) END,
                          ARRAY[3])
@@ -977,6 +982,9 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT function_oid = (temporal_versioning._capture_trigger_functions(table_oid))[trigger_position]
+        OR (trigger_position = 1
+            AND coalesce(function_oid = ANY (ARRAY[to_regprocedure('temporal_versioning._emit_change_context()'),
+                                                   to_regprocedure('temporal_versioning._emit_change_context_c()')]::oid[]), false))
         OR (trigger_position BETWEEN 2 AND 4
             AND (function_oid = temporal_versioning._c_capture_function()
                  OR function_oid = (temporal_versioning._capture_trigger_functions(table_oid))[5]));
@@ -1043,7 +1051,7 @@ BEGIN
      WHERE v.id = vt.id;
     -- In the order of _capture_trigger_names().
     definitions := ARRAY[
-        'BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION temporal_versioning._emit_change_context()',
+        'BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
         'AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',

@@ -39,5 +39,20 @@ UPDATE checked SET amount = 1 WHERE id = 1;        -- (its DETAIL names the tran
 \set VERBOSITY default
 SELECT * FROM checked ORDER BY id;
 SELECT temporal_operation, id, amount FROM temporal_versioning.checked_history ORDER BY temporal_id;
+-- SET LOCAL context: the first write of the transaction puts it into the
+-- WAL once (the setting says so), and the transactions row keeps it; a
+-- transaction without one emits nothing.
+BEGIN;
+SET LOCAL temporal.user_id = 'u-7';
+SET LOCAL temporal.changeset_id = '';
+SELECT coalesce(current_setting('temporal.context_emitted', true), '') AS emitted_before;
+UPDATE checked SET amount = 3 WHERE id = 2;
+SELECT current_setting('temporal.context_emitted', true) AS emitted_after;
+SELECT user_id, changeset_id FROM temporal_versioning.transactions WHERE tx_id = txid_current();
+COMMIT;
+BEGIN;
+UPDATE checked SET amount = 4 WHERE id = 2;
+SELECT coalesce(current_setting('temporal.context_emitted', true), '') AS emitted_without_context;
+COMMIT;
 SELECT temporal_versioning.disable_temporal_versioning('public', 'checked', true);
 DROP TABLE checked;
