@@ -168,7 +168,20 @@ struct ExtensionTests {
         var altered = 0
         for step in 0..<400 {
             try connection.execute("BEGIN")
-            for statement in workloadStep(step, &random, altered: &altered) {
+            // Now and then statements of thousands of rows: the C path
+            // writes those in batches (a flush every 1,000 rows or 64 kB,
+            // through a bulk-insert state), TOASTed values among them.
+            let bulk = step % 100 == 50 ? [
+                """
+                INSERT INTO $T (id, name, amount, tags, blob)
+                SELECT g, CASE WHEN g % 2 = 0 THEN repeat('b', 200) ELSE 'bulk' END, g / 7.0, ARRAY['bulk'],
+                       CASE WHEN g % 97 = 0 THEN (SELECT string_agg(md5((g * 1000 + h)::text), '') FROM generate_series(1, 200) h) END
+                FROM generate_series(1000, 3499) g ON CONFLICT (id) DO NOTHING
+                """,
+                "UPDATE $T SET amount = amount + 1, blob = coalesce(blob, 'u') WHERE id >= 1000",
+                "DELETE FROM $T WHERE id >= 1000 AND id % 3 <> 1",
+            ] : []
+            for statement in bulk + workloadStep(step, &random, altered: &altered) {
                 for table in statement.contains("$T") ? ["with_c", "with_sql"] : [""] {
                     try connection.execute(statement.replacingOccurrences(of: "$T", with: table))
                 }

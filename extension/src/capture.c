@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -559,6 +560,19 @@ call_fallback(CaptureTarget *target, FunctionCallInfo fcinfo)
 	return result;
 }
 
+/*
+ * Rows a statement of many buffers before writing them with one
+ * table_multi_insert(), as COPY does: a page is found, locked and logged once
+ * for all the rows that fit on it, not once per row. Their index entries
+ * follow, row by row, as INSERT makes them. A single-row statement writes
+ * its row straight away.
+ */
+#define HISTORY_BATCH_ROWS 1000
+#define HISTORY_BATCH_BYTES 65536
+/* From this many rows on, a statement also writes through a bulk-insert
+ * state: the page it fills stays pinned, in a ring of its own buffers. */
+#define HISTORY_BULK_ROWS 1000
+
 /* Where one capture writes: the history with its indexes. */
 typedef struct HistoryWriter
 {
@@ -570,10 +584,16 @@ typedef struct HistoryWriter
 	int64		tx_id;
 	uint64		written;
 	bool		check_constraints;
+	TupleTableSlot **batch;		/* NULL: each row is written at once */
+	int			batch_capacity;
+	int			batched;
+	Size		batch_bytes;
+	BulkInsertState bistate;
+	MemoryContext context;		/* where the batch's slots live */
 } HistoryWriter;
 
 static void
-writer_open(HistoryWriter *writer, CaptureTarget *target)
+writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 {
 	writer->history = table_open(target->history_relid, RowExclusiveLock);
 	writer->estate = CreateExecutorState();
@@ -590,11 +610,57 @@ writer_open(HistoryWriter *writer, CaptureTarget *target)
 	writer->cid = GetCurrentCommandId(true);
 	writer->tx_id = (int64) U64FromFullTransactionId(GetTopFullTransactionId());
 	writer->written = 0;
+	writer->batch = NULL;
+	writer->batch_capacity = 0;
+	writer->batched = 0;
+	writer->batch_bytes = 0;
+	writer->bistate = NULL;
+	writer->context = CurrentMemoryContext;
+	if (expected_rows > 1)
+	{
+		writer->batch_capacity = (int) Min(expected_rows, HISTORY_BATCH_ROWS);
+		writer->batch = palloc0(sizeof(TupleTableSlot *) * writer->batch_capacity);
+		if (expected_rows >= HISTORY_BULK_ROWS)
+			writer->bistate = GetBulkInsertState();
+	}
+}
+
+/* Writes the buffered rows: the heap in one go, then each row's index entries. */
+static void
+writer_flush(HistoryWriter *writer)
+{
+	if (writer->batched == 0)
+		return;
+	table_multi_insert(writer->history, writer->batch, writer->batched, writer->cid, 0, writer->bistate);
+	for (int i = 0; i < writer->batched; i++)
+	{
+		if (writer->rri->ri_NumIndices > 0)
+		{
+			List	   *recheck;
+
+#if PG_VERSION_NUM >= 160000
+			recheck = ExecInsertIndexTuples(writer->rri, writer->batch[i], writer->estate, false, false, NULL, NIL, false);
+#else
+			recheck = ExecInsertIndexTuples(writer->rri, writer->batch[i], writer->estate, false, false, NULL, NIL);
+#endif
+			list_free(recheck);
+			ResetPerTupleExprContext(writer->estate);
+		}
+		ExecClearTuple(writer->batch[i]);
+	}
+	writer->batched = 0;
+	writer->batch_bytes = 0;
 }
 
 static void
 writer_close(HistoryWriter *writer)
 {
+	writer_flush(writer);
+	for (int i = 0; i < writer->batch_capacity; i++)
+		if (writer->batch[i] != NULL)
+			ExecDropSingleTupleTableSlot(writer->batch[i]);
+	if (writer->bistate != NULL)
+		FreeBulkInsertState(writer->bistate);
 	ExecDropSingleTupleTableSlot(writer->slot);
 	ExecCloseIndices(writer->rri);
 	FreeExecutorState(writer->estate);
@@ -626,9 +692,24 @@ static void
 write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 				  TupleTableSlot *source, bool key_only)
 {
-	TupleTableSlot *slot = writer->slot;
-	int			natts = slot->tts_tupleDescriptor->natts;
+	TupleTableSlot *slot;
+	int			natts;
 
+	if (writer->batch == NULL)
+		slot = writer->slot;
+	else
+	{
+		if (writer->batch[writer->batched] == NULL)
+		{
+			/* In the writer's context: the caller's is reset row by row. */
+			MemoryContext old = MemoryContextSwitchTo(writer->context);
+
+			writer->batch[writer->batched] = table_slot_create(writer->history, NULL);
+			MemoryContextSwitchTo(old);
+		}
+		slot = writer->batch[writer->batched];
+	}
+	natts = slot->tts_tupleDescriptor->natts;
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, true, sizeof(bool) * natts);
 	slot->tts_values[target->id_attno - 1] = Int64GetDatum(nextval_internal(target->sequence_relid, false));
@@ -650,9 +731,25 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 	/* NOT NULL and CHECK, with PostgreSQL's own errors, as INSERT has them. */
 	if (writer->check_constraints)
 		ExecConstraints(writer->rri, slot, writer->estate);
-	insert_with_indexes(writer->history, writer->rri, writer->estate, slot, writer->cid);
-	ResetPerTupleExprContext(writer->estate);
 	writer->written++;
+	if (writer->batch == NULL)
+	{
+		insert_with_indexes(writer->history, writer->rri, writer->estate, slot, writer->cid);
+		ResetPerTupleExprContext(writer->estate);
+		return;
+	}
+	/* The row's own copy: the source row it points into is read past next. */
+	{
+		bool		should_free;
+		HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, true, &should_free);
+
+		writer->batch_bytes += tuple->t_len;
+		if (should_free)
+			heap_freetuple(tuple);
+	}
+	writer->batched++;
+	if (writer->batched == writer->batch_capacity || writer->batch_bytes >= HISTORY_BATCH_BYTES)
+		writer_flush(writer);
 }
 
 /* A reader of a transition table with a read pointer of its own. */
@@ -890,6 +987,7 @@ temporal_capture(PG_FUNCTION_ARGS)
 	HistoryWriter writer;
 	TupleDesc	desc;
 	MemoryContext per_row;
+	uint64		expected_rows;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -918,7 +1016,8 @@ temporal_capture(PG_FUNCTION_ARGS)
 			 (TRIGGER_FIRED_BY_DELETE(event) && trigdata->tg_oldtable == NULL))
 		return call_fallback(target, fcinfo);
 
-	writer_open(&writer, target);
+	expected_rows = tuplestore_tuple_count(TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_newtable : trigdata->tg_oldtable);
+	writer_open(&writer, target, expected_rows);
 	/* Invalidated while the history's lock was taken: start again. */
 	if (!target->valid)
 	{
@@ -926,7 +1025,7 @@ temporal_capture(PG_FUNCTION_ARGS)
 		target = get_target(trigdata->tg_relation);
 		if (!target->use_c)
 			return call_fallback(target, fcinfo);
-		writer_open(&writer, target);
+		writer_open(&writer, target, expected_rows);
 	}
 	per_row = AllocSetContextCreate(CurrentMemoryContext, "temporal capture row", ALLOCSET_DEFAULT_SIZES);
 	if (TRIGGER_FIRED_BY_INSERT(event))
@@ -936,6 +1035,7 @@ temporal_capture(PG_FUNCTION_ARGS)
 	else
 		capture_updates(&writer, target, desc, trigdata->tg_oldtable, trigdata->tg_newtable, per_row);
 	MemoryContextDelete(per_row);
+	writer_flush(&writer);
 	if (writer.written > 0)
 		write_transactions_row();
 	writer_close(&writer);
