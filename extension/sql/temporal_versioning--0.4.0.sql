@@ -4400,8 +4400,8 @@ BEGIN
         'pg-temporal: the statements this session captured in C, and handed to the tables'' PL/pgSQL capture functions';
     COMMENT ON FUNCTION temporal_versioning._capture_library_version() IS
         'pg-temporal (internal): the version of the extension''s C library';
-EXCEPTION WHEN undefined_file THEN
-    RAISE WARNING 'the C capture library of temporal_versioning is not installed: capture stays in PL/pgSQL'
+EXCEPTION WHEN undefined_file OR undefined_function THEN
+    RAISE WARNING 'the C capture library of temporal_versioning is not installed, or is another version''s: capture stays in PL/pgSQL'
         USING HINT = 'Build and install it with make install in extension/.';
 END
 $do$;

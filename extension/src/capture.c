@@ -102,8 +102,9 @@ typedef struct CaptureTarget
 	AttrNumber *key_attno;		/* source attnos of the key columns */
 	Oid			fallback_oid;	/* the table's PL/pgSQL capture function */
 	FmgrInfo	fallback;
-	ExprState **check_state;	/* per CHECK constraint of the history, NULL
-								 * for none (or one not enforced) */
+	int			nchecks;		/* CHECK constraints of the history */
+	Expr	  **check_exprs;	/* each one planned, NULL for one not
+								 * enforced; NULL: none */
 } CaptureTarget;
 
 static HTAB *targets = NULL;
@@ -353,8 +354,9 @@ history_is_plain(Relation history)
 
 /*
  * The history's CHECK constraints, planned once into the target's context
- * (every one, NOT VALID too; on PostgreSQL 18, not the NOT ENFORCED ones),
- * in the array ExecConstraints() would otherwise build for every statement.
+ * (every one, NOT VALID too; on PostgreSQL 18, not the NOT ENFORCED ones).
+ * Their ExprStates are built per statement, in its EState (evaluation may
+ * keep things in the query's memory), by writer_open.
  */
 static void
 prepare_checks(CaptureTarget *target, Relation history)
@@ -362,11 +364,13 @@ prepare_checks(CaptureTarget *target, Relation history)
 	TupleConstr *constr = RelationGetDescr(history)->constr;
 	MemoryContext old;
 
-	target->check_state = NULL;
+	target->check_exprs = NULL;
+	target->nchecks = 0;
 	if (constr == NULL || constr->num_check == 0)
 		return;
 	old = MemoryContextSwitchTo(target->context);
-	target->check_state = palloc0(sizeof(ExprState *) * constr->num_check);
+	target->nchecks = constr->num_check;
+	target->check_exprs = palloc0(sizeof(Expr *) * constr->num_check);
 	for (int i = 0; i < constr->num_check; i++)
 	{
 		ConstrCheck *check = &constr->check[i];
@@ -375,7 +379,7 @@ prepare_checks(CaptureTarget *target, Relation history)
 		if (!check->ccenforced)
 			continue;
 #endif
-		target->check_state[i] = ExecInitCheck((List *) expression_planner((Expr *) list_make1(stringToNode(check->ccbin))), NULL);
+		target->check_exprs[i] = expression_planner((Expr *) list_make1(stringToNode(check->ccbin)));
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -397,6 +401,8 @@ build_target(CaptureTarget *target, Relation source)
 	target->context = AllocSetContextCreate(CacheMemoryContext, "temporal capture target",
 											ALLOCSET_SMALL_SIZES);
 	target->use_c = false;
+	target->check_exprs = NULL;
+	target->nchecks = 0;
 	target->history_relid = InvalidOid;
 	target->fallback_oid = InvalidOid;
 	target->fallback.fn_oid = InvalidOid;
@@ -494,6 +500,21 @@ build_target(CaptureTarget *target, Relation source)
 	}
 	if (target->nkeys == 0)
 		goto fallback;
+	/*
+	 * An INSERT's history row has the key alone: INSERT would fill another
+	 * column from its default (identity, generated), where this file writes
+	 * NULL.
+	 */
+	for (int i = 0; i < source_desc->natts; i++)
+	{
+		Form_pg_attribute attr;
+
+		if (target->history_attno[i] == 0 || target->is_key[i])
+			continue;
+		attr = TupleDescAttr(history_desc, target->history_attno[i] - 1);
+		if (attr->atthasdef || attr->attgenerated != '\0' || attr->attidentity != '\0')
+			goto fallback;
+	}
 	prepare_checks(target, history);
 	target->use_c = true;
 
@@ -590,6 +611,7 @@ typedef struct HistoryWriter
 	Size		batch_bytes;
 	BulkInsertState bistate;
 	MemoryContext context;		/* where the batch's slots live */
+	Oid			owner;			/* the history's: constraints run as it */
 } HistoryWriter;
 
 static void
@@ -601,11 +623,28 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 	InitResultRelInfo(writer->rri, writer->history, 0, NULL, 0);
 	ExecOpenIndices(writer->rri, false);
 	writer->check_constraints = RelationGetDescr(writer->history)->constr != NULL;
+	writer->owner = RelationGetForm(writer->history)->relowner;
+	if (target->check_exprs != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(writer->estate->es_query_cxt);
+		ExprState **states = palloc0(sizeof(ExprState *) * target->nchecks);
+		Oid			saved_user;
+		int			saved_context;
+
+		/* As the PL/pgSQL path's INSERT: its function runs as the owner. */
+		GetUserIdAndSecContext(&saved_user, &saved_context);
+		SetUserIdAndSecContext(writer->owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+		for (int i = 0; i < target->nchecks; i++)
+			if (target->check_exprs[i] != NULL)
+				states[i] = ExecInitCheck((List *) target->check_exprs[i], NULL);
+		SetUserIdAndSecContext(saved_user, saved_context);
+		MemoryContextSwitchTo(old);
 #if PG_VERSION_NUM >= 180000
-	writer->rri->ri_CheckConstraintExprs = target->check_state;
+		writer->rri->ri_CheckConstraintExprs = states;
 #else
-	writer->rri->ri_ConstraintExprs = target->check_state;
+		writer->rri->ri_ConstraintExprs = states;
 #endif
+	}
 	writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->history), &TTSOpsVirtual);
 	writer->cid = GetCurrentCommandId(true);
 	writer->tx_id = (int64) U64FromFullTransactionId(GetTopFullTransactionId());
@@ -644,8 +683,8 @@ writer_flush(HistoryWriter *writer)
 			recheck = ExecInsertIndexTuples(writer->rri, writer->batch[i], writer->estate, false, false, NULL, NIL);
 #endif
 			list_free(recheck);
-			ResetPerTupleExprContext(writer->estate);
 		}
+		ResetPerTupleExprContext(writer->estate);
 		ExecClearTuple(writer->batch[i]);
 	}
 	writer->batched = 0;
@@ -730,7 +769,17 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 	ExecStoreVirtualTuple(slot);
 	/* NOT NULL and CHECK, with PostgreSQL's own errors, as INSERT has them. */
 	if (writer->check_constraints)
+	{
+		Oid			saved_user;
+		int			saved_context;
+
+		/* (An error here is unwound by the transaction's abort.) */
+		GetUserIdAndSecContext(&saved_user, &saved_context);
+		SetUserIdAndSecContext(writer->owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
 		ExecConstraints(writer->rri, slot, writer->estate);
+		SetUserIdAndSecContext(saved_user, saved_context);
+		ResetPerTupleExprContext(writer->estate);
+	}
 	writer->written++;
 	if (writer->batch == NULL)
 	{

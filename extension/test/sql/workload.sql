@@ -39,6 +39,12 @@ UPDATE checked SET amount = 1 WHERE id = 1;        -- (its DETAIL names the tran
 \set VERBOSITY default
 SELECT * FROM checked ORDER BY id;
 SELECT temporal_operation, id, amount FROM temporal_versioning.checked_history ORDER BY temporal_id;
+-- A default on a history column: an INSERT's history row (the key alone)
+-- gets it, as the PL/pgSQL path's INSERT gives it.
+ALTER TABLE temporal_versioning.checked_history ALTER COLUMN amount SET DEFAULT 42;
+INSERT INTO checked VALUES (3, 7);
+SELECT temporal_operation, id, amount FROM temporal_versioning.checked_history WHERE id = 3 ORDER BY temporal_id;
+ALTER TABLE temporal_versioning.checked_history ALTER COLUMN amount DROP DEFAULT;
 -- SET LOCAL context: the first write of the transaction puts it into the
 -- WAL once (the setting says so), and the transactions row keeps it; a
 -- transaction without one emits nothing.
