@@ -581,6 +581,8 @@ call_fallback(CaptureTarget *target, FunctionCallInfo fcinfo)
 	return result;
 }
 
+static void insert_index_entries(ResultRelInfo *rri, EState *estate, TupleTableSlot *slot);
+
 /*
  * Rows a statement of many buffers before writing them with one
  * table_multi_insert(), as COPY does: a page is found, locked and logged once
@@ -673,17 +675,7 @@ writer_flush(HistoryWriter *writer)
 	table_multi_insert(writer->history, writer->batch, writer->batched, writer->cid, 0, writer->bistate);
 	for (int i = 0; i < writer->batched; i++)
 	{
-		if (writer->rri->ri_NumIndices > 0)
-		{
-			List	   *recheck;
-
-#if PG_VERSION_NUM >= 160000
-			recheck = ExecInsertIndexTuples(writer->rri, writer->batch[i], writer->estate, false, false, NULL, NIL, false);
-#else
-			recheck = ExecInsertIndexTuples(writer->rri, writer->batch[i], writer->estate, false, false, NULL, NIL);
-#endif
-			list_free(recheck);
-		}
+		insert_index_entries(writer->rri, writer->estate, writer->batch[i]);
 		ResetPerTupleExprContext(writer->estate);
 		ExecClearTuple(writer->batch[i]);
 	}
@@ -706,21 +698,27 @@ writer_close(HistoryWriter *writer)
 	table_close(writer->history, NoLock);
 }
 
+/* The index entries of a row just inserted (its tts_tid set), as INSERT makes them. */
 static void
-insert_with_indexes(Relation relation, ResultRelInfo *rri, EState *estate, TupleTableSlot *slot, CommandId cid)
+insert_index_entries(ResultRelInfo *rri, EState *estate, TupleTableSlot *slot)
 {
 	List	   *recheck;
 
-	table_tuple_insert(relation, slot, cid, 0, NULL);
-	if (rri->ri_NumIndices > 0)
-	{
+	if (rri->ri_NumIndices == 0)
+		return;
 #if PG_VERSION_NUM >= 160000
-		recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL, false);
+	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL, false);
 #else
-		recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 #endif
-		list_free(recheck);
-	}
+	list_free(recheck);
+}
+
+static void
+insert_with_indexes(Relation relation, ResultRelInfo *rri, EState *estate, TupleTableSlot *slot, CommandId cid)
+{
+	table_tuple_insert(relation, slot, cid, 0, NULL);
+	insert_index_entries(rri, estate, slot);
 }
 
 /*
