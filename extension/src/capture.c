@@ -7,7 +7,10 @@
  * generated PL/pgSQL capture function (sql/10_history.sql,
  * build_capture_function) writes, and the transactions row, but without the
  * executor: it reads the transition tables, forms the history tuples and
- * inserts them into the history heap and its indexes itself. The PL/pgSQL
+ * inserts them into the history heap and its indexes itself (a statement's
+ * rows in batches of table_multi_insert, as COPY does), evaluating the
+ * history's NOT NULL and CHECK constraints as the history's owner, as the
+ * PL/pgSQL function's INSERT does. The PL/pgSQL
  * function stays the reference, and the fallback: whatever this file does not
  * handle is handed to it with the same trigger data, so the result is the
  * same either way. It is handed:
@@ -18,7 +21,7 @@
  *   - a history table it cannot write like INSERT would: partitioned, with
  *     triggers, row security, defaults other than temporal_id's identity,
  *     NOT NULL on a column it leaves NULL, or columns whose type is not the
- *     source's (the history's CHECK constraints it evaluates, as INSERT does);
+ *     source's;
  *   - TRUNCATE (its trigger calls the PL/pgSQL function directly anyway).
  *
  * temporal_versioning._emit_change_context_c() is the BEFORE statement
