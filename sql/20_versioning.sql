@@ -45,15 +45,14 @@ COMMENT ON FUNCTION temporal_versioning._c_capture_function() IS
 -- function rather than the table's generated PL/pgSQL one: when the
 -- extension's C library is installed, unless the session (or the database,
 -- ALTER DATABASE ... SET temporal.capture = sql) asks for the PL/pgSQL path.
--- A history partitioned by time keeps the PL/pgSQL path (its rows are routed
--- to partitions by the executor).
+-- (A history partitioned by time is written by C too: a transaction's rows
+-- all go to the partition of its start, which C finds as the executor would.)
 CREATE OR REPLACE FUNCTION temporal_versioning._uses_c_capture(vt temporal_versioning.versioned_tables)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT temporal_versioning._c_capture_function() IS NOT NULL
-       AND NOT coalesce(vt.options ? 'partition_history', false)
        AND coalesce(current_setting('temporal.capture', true), '') <> 'sql';
 $$;
 

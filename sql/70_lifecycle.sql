@@ -606,12 +606,57 @@ BEGIN
         EXECUTE format('ALTER TABLE temporal_versioning.%I DROP CONSTRAINT %I', partition_name, 'range');
         created := created + 1;
     END LOOP;
+    -- Periods that ended get their key index (set_history_key_index 'closed').
+    IF vt.options->>'history_key_index' = 'closed' THEN
+        PERFORM temporal_versioning.ensure_history_indexes(vt.id);
+    END IF;
     RETURN created;
 END
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.ensure_history_partitions(integer, integer) IS
     'pg-temporal: creates the partitions of a history partitioned by time for now and the next periods (run by temporal maintain)';
+
+-- Where the key index of a history partitioned by time is: on every
+-- partition ('all', the default), or on the partitions whose period has
+-- ended and the default one ('closed'), so that writes into the current
+-- period do not maintain it (see ensure_history_indexes). Builds or drops
+-- what the change needs, now; returns the partitions without the index.
+CREATE OR REPLACE FUNCTION temporal_versioning.set_history_key_index(schema_name text, table_name text, scope text)
+RETURNS TABLE (partition_name name, range_start timestamptz, range_end timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    vt := temporal_versioning.find_versioned_table(schema_name, table_name);
+    IF scope IS NULL OR scope NOT IN ('all', 'closed') THEN
+        RAISE EXCEPTION 'the key index of a history is on "all" its partitions or on the "closed" ones, not "%"', scope
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF scope = 'closed' AND NOT vt.options ? 'partition_history' THEN
+        RAISE EXCEPTION 'the history of %.% is not partitioned by time', quote_ident(vt.schema_name), quote_ident(vt.table_name)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only a history partitioned by time (temporal enable --partition-history) has closed partitions.';
+    END IF;
+    PERFORM 1 FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id FOR UPDATE;
+    UPDATE temporal_versioning.versioned_tables v
+       SET options = CASE WHEN scope = 'closed' THEN v.options || '{"history_key_index": "closed"}'
+                          ELSE v.options - 'history_key_index' END
+     WHERE v.id = vt.id;
+    PERFORM temporal_versioning.ensure_history_indexes(vt.id);
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id;
+    RETURN QUERY
+        SELECT p.partition_name, p.range_start, p.range_end FROM temporal_versioning._history_partitions(vt) p
+        WHERE NOT temporal_versioning._has_btree_index(format('temporal_versioning.%I', p.partition_name)::regclass,
+                                                        vt.key_columns || 'temporal_id'::name)
+        ORDER BY p.range_start;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.set_history_key_index(text, text, text) IS
+    'pg-temporal: key index of a history partitioned by time on all its partitions, or on the closed ones only';
 
 -- Starts a prune of a partitioned history at `floor`, or returns its
 -- unfinished one: the partitions that end at or before the floor, and before

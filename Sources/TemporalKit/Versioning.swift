@@ -22,6 +22,19 @@ public struct Versioning {
         return result.scalar ?? ""
     }
 
+    /// Where the key index (key, temporal_id) of a history partitioned by
+    /// time is: on every partition, or on the partitions whose period has
+    /// ended (and the default one), so that writes into the current period
+    /// do not maintain it. `temporal maintain` indexes each period once it
+    /// ends. Returns the partitions left without the index.
+    @discardableResult
+    public func setHistoryKeyIndex(_ table: TableName, _ scope: HistoryKeyIndex) throws -> [String] {
+        try connection.query(
+            "SELECT partition_name::text FROM temporal_versioning.set_history_key_index($1, $2, $3)",
+            [table.schema, table.name, scope.rawValue]
+        ).rows.compactMap { $0.first ?? nil }
+    }
+
     /// Stops capturing changes of `table`; drops its history when asked.
     @discardableResult
     public func disable(_ table: TableName, dropHistory: Bool = false) throws -> String {
@@ -41,4 +54,12 @@ public struct Versioning {
         try connection.query(
             "SELECT * FROM temporal_versioning.get_temporal_status($1, $2)", [table.schema, table.name])
     }
+}
+
+/// Which partitions of a history partitioned by time carry its key index.
+public enum HistoryKeyIndex: String, CaseIterable, Sendable {
+    /// Every partition (the default).
+    case all
+    /// Only those whose period has ended, and the default partition.
+    case closed
 }

@@ -20,6 +20,7 @@ struct Enable: DatabaseCommand {
             Examples:
               temporal enable public.customers
               temporal enable audit_log --key event_id,shard --suffix _versions
+              temporal enable orders --partition-history daily --key-index closed
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -39,10 +40,23 @@ struct Enable: DatabaseCommand {
         "Partition the history by time, so that prunes drop whole partitions: daily, weekly or monthly.", valueName: "period"))
     var partitionHistory: String?
 
+    @Option(help: ArgumentHelp(
+        "With --partition-history: the key index on all partitions, or only on the closed ones (writes into the current period skip it; temporal maintain indexes a period once it ends).",
+        valueName: "all|closed"))
+    var keyIndex: String?
+
     func validate() throws {
         try connection.refuseWritesIfReadOnly("enable")
         if let partitionHistory, !["daily", "weekly", "monthly"].contains(partitionHistory) {
             throw ValidationError("--partition-history takes daily, weekly or monthly, not \(partitionHistory).")
+        }
+        if let keyIndex {
+            guard HistoryKeyIndex(rawValue: keyIndex) != nil else {
+                throw ValidationError("--key-index takes all or closed, not \(keyIndex).")
+            }
+            if keyIndex == "closed" && partitionHistory == nil {
+                throw ValidationError("--key-index closed needs --partition-history: only a history partitioned by time has closed partitions.")
+            }
         }
         if suffix.isEmpty {
             throw ValidationError("--suffix must not be empty; the default is _history.")
@@ -54,8 +68,17 @@ struct Enable: DatabaseCommand {
 
     func run(on database: Connection) throws {
         let name = try TableResolver.resolve(table, on: database)
-        let history = try Versioning(connection: database).enable(name, suffix: suffix, keyColumns: key, partitionHistory: partitionHistory)
+        let versioning = Versioning(connection: database)
+        let scope = keyIndex.flatMap(HistoryKeyIndex.init(rawValue:))
+        // One transaction: the table is versioned with its index as asked, or not at all.
+        let (history, unindexed) = try database.transaction {
+            let history = try versioning.enable(name, suffix: suffix, keyColumns: key, partitionHistory: partitionHistory)
+            return (history, try scope.map { try versioning.setHistoryKeyIndex(name, $0) })
+        }
         print("versioning \(name) into \(history)")
+        if scope == .closed, let unindexed {
+            print("key index on closed partitions only; not yet on \(unindexed.joined(separator: ", "))")
+        }
     }
 }
 

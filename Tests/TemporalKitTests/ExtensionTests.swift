@@ -146,8 +146,11 @@ struct ExtensionTests {
         #expect(try copy.count("SELECT count(*) FROM temporal_versioning.versioned_tables") == 3)
     }
 
-    @Test("the C and PL/pgSQL capture paths write the same history, byte for byte")
-    func bothPathsWriteTheSameHistory() throws {
+    /// Also with a history partitioned by time (C finds the partition of the
+    /// transaction's start, as the executor's routing does), its key index
+    /// on closed partitions only for the C table.
+    @Test("the C and PL/pgSQL capture paths write the same history, byte for byte", arguments: [nil, "daily"] as [String?])
+    func bothPathsWriteTheSameHistory(partitionHistory: String?) throws {
         let database = try TestDatabase()
         let connection = try database.connect()
         try requireExtension(connection)
@@ -155,9 +158,13 @@ struct ExtensionTests {
         let columns = "id int PRIMARY KEY, name text, amount numeric, code char(6), tags text[], doc jsonb, at timestamptz, blob text"
         try connection.execute("CREATE TABLE with_c (\(columns)); CREATE TABLE with_sql (\(columns))")
         let versioning = Versioning(connection: connection)
-        try versioning.enable(try TableResolver.resolve("public.with_c", on: connection))
+        let withC = try TableResolver.resolve("public.with_c", on: connection)
+        try versioning.enable(withC, partitionHistory: partitionHistory)
+        if partitionHistory != nil {
+            #expect(try versioning.setHistoryKeyIndex(withC, .closed).count == 4)
+        }
         try connection.execute("SET temporal.capture = sql")
-        try versioning.enable(try TableResolver.resolve("public.with_sql", on: connection))
+        try versioning.enable(try TableResolver.resolve("public.with_sql", on: connection), partitionHistory: partitionHistory)
         try connection.execute("RESET temporal.capture")
         #expect(try connection.column("SELECT tgfoid::regprocedure::text FROM pg_trigger WHERE tgname = 'temporal_capture_update' ORDER BY tgrelid::regclass::text")
                 == ["temporal_versioning._capture_c()", "temporal_versioning.with_sql_history_capture()"])

@@ -117,4 +117,71 @@ struct HistoryPartitionTests {
         #expect(try db.count("SELECT count(*) FROM temporal_versioning.accounts_history") == 9)
         #expect(try db.count("SELECT count(*) FROM temporal_versioning.prunes WHERE state = 'running'") == 0)
     }
+
+    /// Whether each table of the history's tree has the key index (id, temporal_id).
+    func keyIndexed(_ db: Connection) throws -> [String: Bool] {
+        var indexed: [String: Bool] = [:]
+        for row in try db.query("""
+            SELECT c.relname::text, temporal_versioning._has_btree_index(c.oid, ARRAY['id', 'temporal_id']::name[])::text
+            FROM pg_partition_tree('temporal_versioning.accounts_history') t JOIN pg_class c ON c.oid = t.relid
+            """).rows {
+            indexed[row[0]!] = row[1] == "true"
+        }
+        return indexed
+    }
+
+    @Test("the key index on closed partitions only: the current period is written without it, maintain indexes a period once it has ended, 'all' puts it back")
+    func keyIndexOnClosedPartitions() throws {
+        let (_, db, table) = try setUp()
+        let versioning = Versioning(connection: db)
+        // Refused for a history that is not partitioned, or a scope that does not exist, changing nothing.
+        try db.execute("CREATE TABLE plain (id int PRIMARY KEY)")
+        let plain = try TableResolver.resolve("plain", on: db)
+        try versioning.enable(plain)
+        let notPartitioned = #expect(throws: PostgresError.self) { try versioning.setHistoryKeyIndex(plain, .closed) }
+        #expect(notPartitioned?.sqlState == "55000" && notPartitioned?.message.contains("not partitioned by time") == true)
+        let unknown = #expect(throws: PostgresError.self) {
+            try db.query("SELECT * FROM temporal_versioning.set_history_key_index('public', 'accounts', 'lazy')")
+        }
+        #expect(unknown?.sqlState == SQLState.invalidParameterValue)
+        #expect(try db.column("SELECT options::text FROM temporal_versioning.versioned_tables ORDER BY id") == [#"{"partition_history": "daily"}"#, "{}"])
+
+        try db.execute("INSERT INTO accounts SELECT g, g, 'old' FROM generate_series(1, 2000) g; UPDATE accounts SET balance = balance + 1 WHERE id % 2 = 0")
+        let old = try db.value("SELECT clock_timestamp()::text")!
+        let oldRows = try asOf(db, old)
+        #expect(try keyIndexed(db).values.allSatisfy { $0 }, "by default every partition has it")
+
+        let unindexed = try versioning.setHistoryKeyIndex(table, .closed)
+        #expect(unindexed.count == 4, "today's partition and the three ahead: \(unindexed)")
+        var indexed = try keyIndexed(db)
+        #expect(indexed["accounts_history"] == false && indexed["accounts_history_default"] == true)
+        #expect(indexed.filter { $0.value }.count == 1, "\(indexed)")
+
+        // Two days later (aged): that day's partition is made by maintain, closed, so indexed.
+        try age(db, days: 2)
+        let agedInstant = try db.value("SELECT ($1::timestamptz - interval '2 days')::text", [old])!
+        #expect(try Lifecycle(connection: db).ensureHistoryPartitions() == 1)
+        indexed = try keyIndexed(db)
+        let agedDay = try db.value("SELECT 'accounts_history_' || to_char(($1::timestamptz) AT TIME ZONE 'UTC', 'YYYYMMDD')", [agedInstant])!
+        let today = try db.value("SELECT 'accounts_history_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")!
+        #expect(indexed[agedDay] == true && indexed[today] == false, "\(indexed)")
+        #expect(try db.count("SELECT count(*) FROM temporal_versioning.\(agedDay)") == 3000)
+
+        // Writes into the open period, and time travel on either side, as before.
+        try db.execute("UPDATE accounts SET note = 'new' WHERE id % 5 = 0; DELETE FROM accounts WHERE id % 7 = 0")
+        let now = try db.value("SELECT clock_timestamp()::text")!
+        let current = try asOf(db, now)
+        #expect(try asOf(db, agedInstant) == oldRows)
+        #expect(try db.count("SELECT count(*) FROM temporal_versioning.\(today)") == 400 + 285)
+        let rowHistory = { try db.column("SELECT h::text FROM temporal_versioning.accounts_history h WHERE id = 70 ORDER BY temporal_id").map { $0! } }
+        let history70 = try rowHistory()
+        #expect(history70.count == 4, "insert, update, update, delete: \(history70)")
+
+        // Back to every partition: the closed ones keep their index (adopted), the open ones get one.
+        #expect(try versioning.setHistoryKeyIndex(table, .all).isEmpty)
+        #expect(try keyIndexed(db).values.allSatisfy { $0 })
+        #expect(try rowHistory() == history70)
+        #expect(try asOf(db, now) == current && asOf(db, agedInstant) == oldRows)
+        #expect(try db.column("SELECT options::text FROM temporal_versioning.versioned_tables ORDER BY id") == [#"{"partition_history": "daily"}"#, "{}"])
+    }
 }

@@ -754,10 +754,37 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.sync_history_columns(integer, boolean) IS
     'pg-temporal: bring a history table in step with its source table without losing any history';
 
+-- Whether `relation` has a plain btree index on exactly these columns, in
+-- this order (by name: a partition's attnums can differ from its parent's).
+CREATE OR REPLACE FUNCTION temporal_versioning._has_btree_index(relation regclass, columns name[])
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+        WHERE i.indrelid = relation AND am.amname = 'btree' AND i.indexprs IS NULL AND i.indpred IS NULL
+          AND (SELECT array_agg(a.attname ORDER BY k.ord)
+               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum) = columns);
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._has_btree_index(regclass, name[]) IS
+    'pg-temporal (internal): whether a relation has a btree index on exactly these columns';
+
 -- The two indexes time travel needs: the key with temporal_id, for one row's
 -- history and the first change of a key after an instant; and a BRIN on
 -- temporal_tx_id, for the changes after an instant. BRIN costs next to
 -- nothing on the write path because history is appended in tx order.
+--
+-- The key index is the dearest part of writing history (a third of a bulk
+-- DELETE's time, see bench/README.md). A history partitioned by time can
+-- keep it on its closed partitions only (set_history_key_index 'closed'):
+-- the partition of the current period, and those ahead, are written without
+-- it, and each gets its index once its period has ended (temporal maintain
+-- builds it, as this function does; a transaction that began before the end
+-- and still writes there waits for the build). Time travel into the open
+-- period then reads that partition through the BRIN alone.
 CREATE OR REPLACE FUNCTION temporal_versioning.ensure_history_indexes(versioned_table_id integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -766,21 +793,40 @@ AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
     history regclass;
-    key_attnums smallint[];
+    key_names name[];
+    key_list text;
+    relation regclass;
+    index regclass;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
     history := format('temporal_versioning.%I', vt.history_table)::regclass;
+    key_names := vt.key_columns || 'temporal_id'::name;
+    SELECT string_agg(format('%I', k), ', ' ORDER BY o) INTO key_list FROM unnest(key_names) WITH ORDINALITY AS u(k, o);
 
-    SELECT array_agg(a.attnum ORDER BY k.ord) INTO key_attnums
-    FROM unnest(vt.key_columns || 'temporal_id'::name) WITH ORDINALITY AS k(name, ord)
-    JOIN pg_attribute a ON a.attrelid = history AND a.attname = k.name AND NOT a.attisdropped;
-
-    IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                   JOIN pg_am am ON am.oid = ic.relam
-                   WHERE i.indrelid = history AND am.amname = 'btree'
-                     AND i.indkey::text = array_to_string(key_attnums, ' ')) THEN
-        EXECUTE format('CREATE INDEX ON %s (%s)', history,
-                       (SELECT string_agg(format('%I', k), ', ') FROM unnest(vt.key_columns || 'temporal_id'::name) k));
+    IF vt.options ? 'partition_history' AND vt.options->>'history_key_index' = 'closed' THEN
+        -- On the partitioned history, the index would be on every partition.
+        FOR index IN SELECT i.indexrelid::regclass FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                     JOIN pg_am am ON am.oid = ic.relam
+                     WHERE i.indrelid = history AND am.amname = 'btree'
+                       AND (SELECT array_agg(a.attname ORDER BY k.ord)
+                            FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                            JOIN pg_attribute a ON a.attrelid = history AND a.attnum = k.attnum) = key_names
+        LOOP
+            EXECUTE format('DROP INDEX %s', index);
+        END LOOP;
+        FOR relation IN
+            SELECT format('temporal_versioning.%I', p.partition_name)::regclass
+            FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end <= now()
+            UNION ALL
+            -- (The default partition takes changes of any period.)
+            SELECT to_regclass(format('temporal_versioning.%I', vt.history_table || '_default'))
+        LOOP
+            CONTINUE WHEN relation IS NULL OR temporal_versioning._has_btree_index(relation, key_names);
+            EXECUTE format('CREATE INDEX ON %s (%s)', relation, key_list);
+        END LOOP;
+    ELSIF NOT temporal_versioning._has_btree_index(history, key_names) THEN
+        -- (On a partitioned history this adopts the partitions' own.)
+        EXECUTE format('CREATE INDEX ON %s (%s)', history, key_list);
     END IF;
 
     IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -973,15 +1019,14 @@ COMMENT ON FUNCTION temporal_versioning._c_capture_function() IS
 -- function rather than the table's generated PL/pgSQL one: when the
 -- extension's C library is installed, unless the session (or the database,
 -- ALTER DATABASE ... SET temporal.capture = sql) asks for the PL/pgSQL path.
--- A history partitioned by time keeps the PL/pgSQL path (its rows are routed
--- to partitions by the executor).
+-- (A history partitioned by time is written by C too: a transaction's rows
+-- all go to the partition of its start, which C finds as the executor would.)
 CREATE OR REPLACE FUNCTION temporal_versioning._uses_c_capture(vt temporal_versioning.versioned_tables)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT temporal_versioning._c_capture_function() IS NOT NULL
-       AND NOT coalesce(vt.options ? 'partition_history', false)
        AND coalesce(current_setting('temporal.capture', true), '') <> 'sql';
 $$;
 
@@ -4206,12 +4251,57 @@ BEGIN
         EXECUTE format('ALTER TABLE temporal_versioning.%I DROP CONSTRAINT %I', partition_name, 'range');
         created := created + 1;
     END LOOP;
+    -- Periods that ended get their key index (set_history_key_index 'closed').
+    IF vt.options->>'history_key_index' = 'closed' THEN
+        PERFORM temporal_versioning.ensure_history_indexes(vt.id);
+    END IF;
     RETURN created;
 END
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.ensure_history_partitions(integer, integer) IS
     'pg-temporal: creates the partitions of a history partitioned by time for now and the next periods (run by temporal maintain)';
+
+-- Where the key index of a history partitioned by time is: on every
+-- partition ('all', the default), or on the partitions whose period has
+-- ended and the default one ('closed'), so that writes into the current
+-- period do not maintain it (see ensure_history_indexes). Builds or drops
+-- what the change needs, now; returns the partitions without the index.
+CREATE OR REPLACE FUNCTION temporal_versioning.set_history_key_index(schema_name text, table_name text, scope text)
+RETURNS TABLE (partition_name name, range_start timestamptz, range_end timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+BEGIN
+    vt := temporal_versioning.find_versioned_table(schema_name, table_name);
+    IF scope IS NULL OR scope NOT IN ('all', 'closed') THEN
+        RAISE EXCEPTION 'the key index of a history is on "all" its partitions or on the "closed" ones, not "%"', scope
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF scope = 'closed' AND NOT vt.options ? 'partition_history' THEN
+        RAISE EXCEPTION 'the history of %.% is not partitioned by time', quote_ident(vt.schema_name), quote_ident(vt.table_name)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only a history partitioned by time (temporal enable --partition-history) has closed partitions.';
+    END IF;
+    PERFORM 1 FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id FOR UPDATE;
+    UPDATE temporal_versioning.versioned_tables v
+       SET options = CASE WHEN scope = 'closed' THEN v.options || '{"history_key_index": "closed"}'
+                          ELSE v.options - 'history_key_index' END
+     WHERE v.id = vt.id;
+    PERFORM temporal_versioning.ensure_history_indexes(vt.id);
+    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id;
+    RETURN QUERY
+        SELECT p.partition_name, p.range_start, p.range_end FROM temporal_versioning._history_partitions(vt) p
+        WHERE NOT temporal_versioning._has_btree_index(format('temporal_versioning.%I', p.partition_name)::regclass,
+                                                        vt.key_columns || 'temporal_id'::name)
+        ORDER BY p.range_start;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.set_history_key_index(text, text, text) IS
+    'pg-temporal: key index of a history partitioned by time on all its partitions, or on the closed ones only';
 
 -- Starts a prune of a partitioned history at `floor`, or returns its
 -- unfinished one: the partitions that end at or before the floor, and before

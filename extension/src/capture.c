@@ -18,10 +18,19 @@
  *   - an UPDATE whose old and new rows do not pair up, in order, with equal
  *     keys (an update of a key: the history records a delete and an insert,
  *     which the PL/pgSQL function's join on the key works out);
- *   - a history table it cannot write like INSERT would: partitioned, with
- *     triggers, row security, defaults other than temporal_id's identity,
+ *   - a history table it cannot write like INSERT would: with triggers, row
+ *     security, defaults other than temporal_id's (its identity, or for a
+ *     history partitioned by time its sequence) and temporal_at's now(),
  *     NOT NULL on a column it leaves NULL, or columns whose type is not the
  *     source's;
+ *   - a statement whose rows a history partitioned by time would route to
+ *     its default partition, or to a partition that is not laid out as the
+ *     history is (other columns or constraints).
+ *
+ * A history partitioned by time (range on temporal_at, the transaction's
+ * start) gets all the rows of a transaction in one partition, so the
+ * partition is found once per statement, as the executor's routing would
+ * find it, and the rows are written there.
  *   - TRUNCATE (its trigger calls the PL/pgSQL function directly anyway).
  *
  * temporal_versioning._emit_change_context_c() is the BEFORE statement
@@ -60,6 +69,9 @@
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_func.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -69,6 +81,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -92,10 +105,16 @@ typedef struct CaptureTarget
 	MemoryContext context;		/* holds everything below */
 	bool		use_c;			/* false: hand every capture to the fallback */
 	Oid			history_relid;
-	Oid			sequence_relid; /* temporal_id's identity sequence */
+	bool		partitioned;	/* the history is partitioned by time */
+	Oid			leaf_relid;		/* its partition last written, ... */
+	bool		leaf_ok;		/* ... and whether it is laid out as the
+								 * history is */
+	Oid			sequence_relid; /* temporal_id's identity (or default's)
+								 * sequence */
 	AttrNumber	id_attno;		/* history attnos of temporal_id, ... */
 	AttrNumber	tx_attno;
 	AttrNumber	op_attno;
+	AttrNumber	at_attno;		/* temporal_at, partitioned only (else 0) */
 	int			natts;			/* attributes of the firing relation */
 	AttrNumber *history_attno;	/* per source attribute: its history column, 0
 								 * for a dropped one */
@@ -147,7 +166,8 @@ invalidate_relation(Datum arg, Oid relid)
 	hash_seq_init(&status, targets);
 	while ((target = (CaptureTarget *) hash_seq_search(&status)) != NULL)
 	{
-		if (relid == InvalidOid || target->relid == relid || target->history_relid == relid)
+		if (relid == InvalidOid || target->relid == relid || target->history_relid == relid ||
+			(OidIsValid(target->leaf_relid) && target->leaf_relid == relid))
 			target->valid = false;
 	}
 }
@@ -346,13 +366,45 @@ history_type_matches(Form_pg_attribute source, Form_pg_attribute history)
 
 /* Whether this file can write the history like INSERT would. */
 static bool
-history_is_plain(Relation history)
+history_is_plain(Relation history, bool partitioned)
 {
-	if (history->rd_rel->relkind != RELKIND_RELATION)
+	if (history->rd_rel->relkind != (partitioned ? RELKIND_PARTITIONED_TABLE : RELKIND_RELATION))
 		return false;
 	if (history->trigdesc != NULL || history->rd_rel->relrowsecurity)
 		return false;
 	return true;
+}
+
+/*
+ * The sequence of a column whose default is exactly nextval('seq'::regclass)
+ * (a partitioned history's temporal_id), or InvalidOid.
+ */
+static Oid
+default_sequence(Relation history, AttrNumber attno)
+{
+	Node	   *expr = build_column_default(history, attno);
+	FuncExpr   *call;
+	Const	   *arg;
+
+	if (expr == NULL || !IsA(expr, FuncExpr))
+		return InvalidOid;
+	call = (FuncExpr *) expr;
+	if (call->funcid != F_NEXTVAL || list_length(call->args) != 1 || !IsA(linitial(call->args), Const))
+		return InvalidOid;
+	arg = (Const *) linitial(call->args);
+	if (arg->consttype != REGCLASSOID || arg->constisnull)
+		return InvalidOid;
+	return DatumGetObjectId(arg->constvalue);
+}
+
+/* Whether a column's default is exactly now() (a partitioned history's temporal_at). */
+static bool
+default_is_now(Relation history, AttrNumber attno)
+{
+	Node	   *expr = build_column_default(history, attno);
+
+	return expr != NULL && IsA(expr, FuncExpr) && ((FuncExpr *) expr)->funcid == F_NOW &&
+		((FuncExpr *) expr)->args == NIL;
 }
 
 /*
@@ -407,6 +459,10 @@ build_target(CaptureTarget *target, Relation source)
 	target->check_exprs = NULL;
 	target->nchecks = 0;
 	target->history_relid = InvalidOid;
+	target->partitioned = false;
+	target->leaf_relid = InvalidOid;
+	target->leaf_ok = false;
+	target->at_attno = InvalidAttrNumber;
 	target->fallback_oid = InvalidOid;
 	target->fallback.fn_oid = InvalidOid;
 
@@ -431,12 +487,11 @@ build_target(CaptureTarget *target, Relation source)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"%s.%s\" does not exist", TEMPORAL_SCHEMA, row.history_table)));
-	if (row.partitioned_history)
-		return;
+	target->partitioned = row.partitioned_history;
 
 	history = table_open(target->history_relid, AccessShareLock);
 	history_desc = RelationGetDescr(history);
-	if (!history_is_plain(history))
+	if (!history_is_plain(history, target->partitioned))
 	{
 		table_close(history, AccessShareLock);
 		return;
@@ -456,13 +511,30 @@ build_target(CaptureTarget *target, Relation source)
 	if (target->id_attno == InvalidAttrNumber || target->tx_attno == InvalidAttrNumber ||
 		target->op_attno == InvalidAttrNumber)
 		goto fallback;
-	if (TupleDescAttr(history_desc, target->id_attno - 1)->attidentity == '\0')
-		goto fallback;
+	if (target->partitioned)
+	{
+		/* Range-partitioned on temporal_at alone, which is now(). */
+		PartitionKey key = RelationGetPartitionKey(history);
+
+		target->at_attno = get_attnum(target->history_relid, "temporal_at");
+		if (target->at_attno == InvalidAttrNumber || !default_is_now(history, target->at_attno))
+			goto fallback;
+		if (key == NULL || key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
+			key->partattrs[0] != target->at_attno)
+			goto fallback;
+		target->sequence_relid = default_sequence(history, target->id_attno);
+		history_used[target->at_attno] = true;
+	}
+	else
+	{
+		if (TupleDescAttr(history_desc, target->id_attno - 1)->attidentity == '\0')
+			goto fallback;
 #if PG_VERSION_NUM >= 170000
-	target->sequence_relid = getIdentitySequence(history, target->id_attno, true);
+		target->sequence_relid = getIdentitySequence(history, target->id_attno, true);
 #else
-	target->sequence_relid = getIdentitySequence(target->history_relid, target->id_attno, true);
+		target->sequence_relid = getIdentitySequence(target->history_relid, target->id_attno, true);
 #endif
+	}
 	if (!OidIsValid(target->sequence_relid))
 		goto fallback;
 	history_used[target->id_attno] = history_used[target->tx_attno] = history_used[target->op_attno] = true;
@@ -550,6 +622,7 @@ get_target(Relation source)
 		target->context = NULL;
 		target->valid = false;
 		target->history_relid = InvalidOid;
+		target->leaf_relid = InvalidOid;
 	}
 	if (!target->valid)
 	{
@@ -599,10 +672,12 @@ static void insert_index_entries(ResultRelInfo *rri, EState *estate, TupleTableS
  * state: the page it fills stays pinned, in a ring of its own buffers. */
 #define HISTORY_BULK_ROWS 1000
 
-/* Where one capture writes: the history with its indexes. */
+/* Where one capture writes: the history (or its partition) with its indexes. */
 typedef struct HistoryWriter
 {
-	Relation	history;
+	Relation	history;		/* the relation written: a partition of parent */
+	Relation	parent;			/* a history partitioned by time, else NULL */
+	ResultRelInfo *parent_rri;
 	EState	   *estate;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
@@ -619,13 +694,128 @@ typedef struct HistoryWriter
 	Oid			owner;			/* the history's: constraints run as it */
 } HistoryWriter;
 
-static void
+/*
+ * The partition of a history partitioned by time that a row of this instant
+ * goes to, as the executor's routing finds it (get_partition_for_tuple), or
+ * InvalidOid for none, the default partition, or one partitioned further.
+ */
+static Oid
+history_partition_for(Relation parent, TimestampTz at)
+{
+	PartitionKey key = RelationGetPartitionKey(parent);
+	PartitionDesc partitions = RelationGetPartitionDesc(parent, true);
+	PartitionBoundInfo bounds;
+	Datum		value = TimestampTzGetDatum(at);
+	bool		equal = false;
+	int			offset;
+	int			index;
+
+	if (key == NULL || key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
+		partitions == NULL || partitions->nparts == 0 || partitions->boundinfo == NULL)
+		return InvalidOid;
+	bounds = partitions->boundinfo;
+	if (bounds->ndatums == 0)
+		return InvalidOid;
+	offset = partition_range_datum_bsearch(key->partsupfunc, key->partcollation, bounds, 1, &value, &equal);
+	/* The bound at offset is <= the value: offset + 1 ends its partition. */
+	index = bounds->indexes[offset + 1];
+	if (index < 0 || index == bounds->default_index || !partitions->is_leaf[index])
+		return InvalidOid;
+	return partitions->oids[index];
+}
+
+/*
+ * Whether a partition is laid out as its partitioned history (the same
+ * columns at the same places, the same CHECK constraints, no triggers), so
+ * that rows formed for the history, and its planned checks, fit it as they
+ * are.
+ */
+static bool
+partition_matches(Relation parent, Relation leaf)
+{
+	TupleDesc	p = RelationGetDescr(parent);
+	TupleDesc	l = RelationGetDescr(leaf);
+	int			pchecks = p->constr ? p->constr->num_check : 0;
+	int			lchecks = l->constr ? l->constr->num_check : 0;
+
+	if (leaf->rd_rel->relkind != RELKIND_RELATION || leaf->trigdesc != NULL || p->natts != l->natts)
+		return false;
+	for (int i = 0; i < p->natts; i++)
+	{
+		Form_pg_attribute pa = TupleDescAttr(p, i);
+		Form_pg_attribute la = TupleDescAttr(l, i);
+
+		if (pa->attisdropped != la->attisdropped || pa->attlen != la->attlen ||
+			pa->attbyval != la->attbyval || pa->attalign != la->attalign)
+			return false;
+		if (!pa->attisdropped &&
+			(strcmp(NameStr(pa->attname), NameStr(la->attname)) != 0 ||
+			 pa->atttypid != la->atttypid || pa->atttypmod != la->atttypmod))
+			return false;
+	}
+	/* Both sorted by name (the relcache sorts them). */
+	if (pchecks != lchecks)
+		return false;
+	for (int i = 0; i < pchecks; i++)
+	{
+		ConstrCheck *pc = &p->constr->check[i];
+		ConstrCheck *lc = &l->constr->check[i];
+
+		if (strcmp(pc->ccname, lc->ccname) != 0 || !equal(stringToNode(pc->ccbin), stringToNode(lc->ccbin)))
+			return false;
+#if PG_VERSION_NUM >= 180000
+		if (pc->ccenforced != lc->ccenforced)
+			return false;
+#endif
+	}
+	return true;
+}
+
+/*
+ * Opens what a capture writes. False when the rows of this statement are
+ * for the PL/pgSQL function (a partitioned history's partition it cannot
+ * write); nothing is left open then.
+ */
+static bool
 writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 {
-	writer->history = table_open(target->history_relid, RowExclusiveLock);
+	writer->parent = NULL;
+	writer->parent_rri = NULL;
+	if (target->partitioned)
+	{
+		Oid			leaf;
+
+		writer->parent = table_open(target->history_relid, RowExclusiveLock);
+		leaf = history_partition_for(writer->parent, GetCurrentTransactionStartTimestamp());
+		if (!OidIsValid(leaf))
+		{
+			table_close(writer->parent, NoLock);
+			return false;
+		}
+		writer->history = table_open(leaf, RowExclusiveLock);
+		if (leaf != target->leaf_relid)
+		{
+			target->leaf_ok = partition_matches(writer->parent, writer->history);
+			target->leaf_relid = leaf;
+		}
+		if (!target->leaf_ok)
+		{
+			table_close(writer->history, NoLock);
+			table_close(writer->parent, NoLock);
+			return false;
+		}
+	}
+	else
+		writer->history = table_open(target->history_relid, RowExclusiveLock);
 	writer->estate = CreateExecutorState();
+	if (writer->parent != NULL)
+	{
+		/* Errors name the history, as INSERT's routed through it do. */
+		writer->parent_rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(writer->parent_rri, writer->parent, 0, NULL, 0);
+	}
 	writer->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(writer->rri, writer->history, 0, NULL, 0);
+	InitResultRelInfo(writer->rri, writer->history, 0, writer->parent_rri, 0);
 	ExecOpenIndices(writer->rri, false);
 	writer->check_constraints = RelationGetDescr(writer->history)->constr != NULL;
 	writer->owner = RelationGetForm(writer->history)->relowner;
@@ -667,6 +857,7 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 		if (expected_rows >= HISTORY_BULK_ROWS)
 			writer->bistate = GetBulkInsertState();
 	}
+	return true;
 }
 
 /* Writes the buffered rows: the heap in one go, then each row's index entries. */
@@ -699,6 +890,8 @@ writer_close(HistoryWriter *writer)
 	ExecCloseIndices(writer->rri);
 	FreeExecutorState(writer->estate);
 	table_close(writer->history, NoLock);
+	if (writer->parent != NULL)
+		table_close(writer->parent, NoLock);
 }
 
 /* The index entries of a row just inserted (its tts_tid set), as INSERT makes them. */
@@ -758,6 +951,12 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 	slot->tts_isnull[target->tx_attno - 1] = false;
 	slot->tts_values[target->op_attno - 1] = CharGetDatum(operation);
 	slot->tts_isnull[target->op_attno - 1] = false;
+	if (target->at_attno != InvalidAttrNumber)
+	{
+		/* now(), the default: the transaction's start. */
+		slot->tts_values[target->at_attno - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		slot->tts_isnull[target->at_attno - 1] = false;
+	}
 	for (int i = 0; i < target->natts; i++)
 	{
 		AttrNumber	attno = target->history_attno[i];
@@ -1067,15 +1266,15 @@ temporal_capture(PG_FUNCTION_ARGS)
 		return call_fallback(target, fcinfo);
 
 	expected_rows = tuplestore_tuple_count(TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_newtable : trigdata->tg_oldtable);
-	writer_open(&writer, target, expected_rows);
+	if (!writer_open(&writer, target, expected_rows))
+		return call_fallback(target, fcinfo);
 	/* Invalidated while the history's lock was taken: start again. */
 	if (!target->valid)
 	{
 		writer_close(&writer);
 		target = get_target(trigdata->tg_relation);
-		if (!target->use_c)
+		if (!target->use_c || !writer_open(&writer, target, expected_rows))
 			return call_fallback(target, fcinfo);
-		writer_open(&writer, target, expected_rows);
 	}
 	per_row = AllocSetContextCreate(CurrentMemoryContext, "temporal capture row", ALLOCSET_DEFAULT_SIZES);
 	if (TRIGGER_FIRED_BY_INSERT(event))

@@ -62,3 +62,22 @@ SELECT coalesce(current_setting('temporal.context_emitted', true), '') AS emitte
 COMMIT;
 SELECT temporal_versioning.disable_temporal_versioning('public', 'checked', true);
 DROP TABLE checked;
+-- A history partitioned by time: a transaction's rows go to the partition
+-- of its start (the C path finds it as the executor's routing does), with
+-- temporal_at the transaction's start. With the key index on closed
+-- partitions only, the partitions of today and ahead are written without it.
+CREATE TABLE ledger (id int PRIMARY KEY, amount int, memo text);
+SELECT temporal_versioning.enable_temporal_versioning('public', 'ledger', partition_history => 'daily');
+SELECT count(*) AS partitions_without_key_index FROM temporal_versioning.set_history_key_index('public', 'ledger', 'closed');
+INSERT INTO ledger SELECT g, g, 'm' || g FROM generate_series(1, 1500) g;
+UPDATE ledger SET amount = amount + 1 WHERE id % 2 = 0;
+DELETE FROM ledger WHERE id > 1490;
+UPDATE ledger SET memo = NULL WHERE id = 7;
+SELECT h.tableoid = format('temporal_versioning.ledger_history_%s', to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD'))::regclass AS in_todays_partition,
+       h.temporal_operation, count(*), bool_and(h.temporal_at = t.valid_from) AS at_transaction_start,
+       count(DISTINCT h.temporal_id) AS ids
+FROM temporal_versioning.ledger_history h JOIN temporal_versioning.transactions t ON t.tx_id = h.temporal_tx_id
+GROUP BY 1, 2 ORDER BY 2;
+SELECT temporal_operation, id, amount, memo FROM temporal_versioning.ledger_history WHERE id IN (7, 1495) ORDER BY temporal_id;
+SELECT temporal_versioning.disable_temporal_versioning('public', 'ledger', true);
+DROP TABLE ledger;
