@@ -71,13 +71,19 @@ class PgTemporal:
         temporal("enable", f"public.{self.table}", *self.enable_arguments, db=DB, env=self.enable_environment)
         # (On every table of the history: a partitioned one's partitions.)
         psql(f"""DO $$ DECLARE r regclass; BEGIN
-                   FOR r IN SELECT relid FROM pg_partition_tree('temporal_versioning.{self.table}_history') WHERE isleaf LOOP
+                   FOR r IN {self.history_tables()} LOOP
                      EXECUTE format('ALTER TABLE %s SET (autovacuum_enabled = off)', r);
                    END LOOP; END $$""", DB)
 
+    def history_tables(self):
+        """The tables holding the history's rows: it, or its partitions."""
+        history = f"'temporal_versioning.{self.table}_history'::regclass"
+        return (f"SELECT relid FROM pg_partition_tree({history}) WHERE isleaf"
+                f" UNION SELECT {history} WHERE NOT EXISTS (SELECT FROM pg_partition_tree({history}))")
+
     def sizes(self, function):
-        return int(psql(f"""SELECT sum({function}(relid)) + {function}('temporal_versioning.transactions')
-                            FROM pg_partition_tree('temporal_versioning.{self.table}_history') WHERE isleaf""", DB))
+        return int(psql(f"""SELECT sum({function}(h.relid)) + {function}('temporal_versioning.transactions')
+                            FROM ({self.history_tables()}) h""", DB))
 
     def history_bytes(self):
         return self.sizes("pg_total_relation_size")
