@@ -229,37 +229,49 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.sync_history_columns(integer, boolean) IS
     'pg-temporal: bring a history table in step with its source table without losing any history';
 
--- Whether `relation` has a plain btree index on exactly these columns, in
--- this order (by name: a partition's attnums can differ from its parent's).
+-- The plain btree indexes of `relation` on exactly these columns, in this
+-- order (by name: a partition's attnums can differ from its parent's), with
+-- whether each is valid and whether it is a partition of a partitioned
+-- index. Expression, partial and INCLUDE indexes are not key indexes.
+CREATE OR REPLACE FUNCTION temporal_versioning._key_indexes(relation regclass, columns name[])
+RETURNS TABLE (index regclass, valid boolean, attached boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT i.indexrelid::regclass, i.indisvalid, EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+    WHERE i.indrelid = relation AND am.amname = 'btree' AND i.indexprs IS NULL AND i.indpred IS NULL
+      AND i.indnkeyatts = i.indnatts
+      AND (SELECT array_agg(a.attname ORDER BY k.ord)
+           FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+           LEFT JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum) = columns
+    ORDER BY i.indexrelid;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._key_indexes(regclass, name[]) IS
+    'pg-temporal (internal): the plain btree indexes of a relation on exactly these columns';
+
+-- Whether `relation` has a valid plain btree index on exactly these columns.
 CREATE OR REPLACE FUNCTION temporal_versioning._has_btree_index(relation regclass, columns name[])
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
-        WHERE i.indrelid = relation AND am.amname = 'btree' AND i.indexprs IS NULL AND i.indpred IS NULL
-          AND (SELECT array_agg(a.attname ORDER BY k.ord)
-               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum) = columns);
+    SELECT EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, columns) k WHERE k.valid);
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._has_btree_index(regclass, name[]) IS
-    'pg-temporal (internal): whether a relation has a btree index on exactly these columns';
+    'pg-temporal (internal): whether a relation has a valid btree index on exactly these columns';
 
 -- The two indexes time travel needs: the key with temporal_id, for one row's
 -- history and the first change of a key after an instant; and a BRIN on
 -- temporal_tx_id, for the changes after an instant. BRIN costs next to
 -- nothing on the write path because history is appended in tx order.
 --
--- The key index is the dearest part of writing history (a third of a bulk
--- DELETE's time, see bench/README.md). A history partitioned by time can
--- keep it on its closed partitions only (set_history_key_index 'closed'):
--- the partition of the current period, and those ahead, are written without
--- it, and each gets its index once its period has ended (temporal maintain
--- builds it, as this function does; a transaction that began before the end
--- and still writes there waits for the build). Time travel into the open
--- period then reads that partition through the BRIN alone.
+-- A history partitioned by time whose key index is on its closed partitions
+-- only (set_history_key_index) gets that index from key_index_step, one
+-- CREATE INDEX CONCURRENTLY at a time (temporal maintain runs them), never
+-- here: this runs inside enable and inside the DDL of the versioned table.
 CREATE OR REPLACE FUNCTION temporal_versioning.ensure_history_indexes(versioned_table_id integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -268,40 +280,17 @@ AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
     history regclass;
-    key_names name[];
-    key_list text;
-    relation regclass;
-    index regclass;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
     history := format('temporal_versioning.%I', vt.history_table)::regclass;
-    key_names := vt.key_columns || 'temporal_id'::name;
-    SELECT string_agg(format('%I', k), ', ' ORDER BY o) INTO key_list FROM unnest(key_names) WITH ORDINALITY AS u(k, o);
 
-    IF vt.options ? 'partition_history' AND vt.options->>'history_key_index' = 'closed' THEN
-        -- On the partitioned history, the index would be on every partition.
-        FOR index IN SELECT i.indexrelid::regclass FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                     JOIN pg_am am ON am.oid = ic.relam
-                     WHERE i.indrelid = history AND am.amname = 'btree'
-                       AND (SELECT array_agg(a.attname ORDER BY k.ord)
-                            FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-                            JOIN pg_attribute a ON a.attrelid = history AND a.attnum = k.attnum) = key_names
-        LOOP
-            EXECUTE format('DROP INDEX %s', index);
-        END LOOP;
-        FOR relation IN
-            SELECT format('temporal_versioning.%I', p.partition_name)::regclass
-            FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end <= now()
-            UNION ALL
-            -- (The default partition takes changes of any period.)
-            SELECT to_regclass(format('temporal_versioning.%I', vt.history_table || '_default'))
-        LOOP
-            CONTINUE WHEN relation IS NULL OR temporal_versioning._has_btree_index(relation, key_names);
-            EXECUTE format('CREATE INDEX ON %s (%s)', relation, key_list);
-        END LOOP;
-    ELSIF NOT temporal_versioning._has_btree_index(history, key_names) THEN
-        -- (On a partitioned history this adopts the partitions' own.)
-        EXECUTE format('CREATE INDEX ON %s (%s)', history, key_list);
+    -- (Any key index of the partitioned history counts, valid or not: an
+    -- invalid one is being completed by key_index_step.)
+    IF vt.options->>'history_key_index' IS DISTINCT FROM 'closed'
+       AND NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(history, vt.key_columns || 'temporal_id'::name)) THEN
+        EXECUTE format('CREATE INDEX ON %s (%s)', history,
+                       (SELECT string_agg(format('%I', k), ', ' ORDER BY o)
+                        FROM unnest(vt.key_columns || 'temporal_id'::name) WITH ORDINALITY AS u(k, o)));
     END IF;
 
     IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid

@@ -606,10 +606,6 @@ BEGIN
         EXECUTE format('ALTER TABLE temporal_versioning.%I DROP CONSTRAINT %I', partition_name, 'range');
         created := created + 1;
     END LOOP;
-    -- Periods that ended get their key index (set_history_key_index 'closed').
-    IF vt.options->>'history_key_index' = 'closed' THEN
-        PERFORM temporal_versioning.ensure_history_indexes(vt.id);
-    END IF;
     RETURN created;
 END
 $$;
@@ -617,13 +613,20 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.ensure_history_partitions(integer, integer) IS
     'pg-temporal: creates the partitions of a history partitioned by time for now and the next periods (run by temporal maintain)';
 
--- Where the key index of a history partitioned by time is: on every
--- partition ('all', the default), or on the partitions whose period has
--- ended and the default one ('closed'), so that writes into the current
--- period do not maintain it (see ensure_history_indexes). Builds or drops
--- what the change needs, now; returns the partitions without the index.
+-- Where the key index (key, temporal_id) of a history partitioned by time
+-- is: on every partition ('all', the default), or only on the partitions
+-- whose period has ended and on the DEFAULT one ('closed'), so that writes
+-- into the current period do not maintain it (a third of a bulk DELETE's
+-- capture time, see bench/README.md). Time travel and row history into the
+-- current period then read its partition without that index.
+--
+-- This records the choice; the indexes follow through key_index_step, whose
+-- statements temporal maintain runs one at a time: CREATE INDEX
+-- CONCURRENTLY, so that writers are never blocked by a build, and the brief
+-- DROP or ATTACH of the partitioned index under a lock_timeout. Returns
+-- whether the choice changed.
 CREATE OR REPLACE FUNCTION temporal_versioning.set_history_key_index(schema_name text, table_name text, scope text)
-RETURNS TABLE (partition_name name, range_start timestamptz, range_end timestamptz)
+RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -640,23 +643,103 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only a history partitioned by time (temporal enable --partition-history) has closed partitions.';
     END IF;
-    PERFORM 1 FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id FOR UPDATE;
     UPDATE temporal_versioning.versioned_tables v
        SET options = CASE WHEN scope = 'closed' THEN v.options || '{"history_key_index": "closed"}'
                           ELSE v.options - 'history_key_index' END
-     WHERE v.id = vt.id;
-    PERFORM temporal_versioning.ensure_history_indexes(vt.id);
-    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id;
-    RETURN QUERY
-        SELECT p.partition_name, p.range_start, p.range_end FROM temporal_versioning._history_partitions(vt) p
-        WHERE NOT temporal_versioning._has_btree_index(format('temporal_versioning.%I', p.partition_name)::regclass,
-                                                        vt.key_columns || 'temporal_id'::name)
-        ORDER BY p.range_start;
+     WHERE v.id = vt.id AND coalesce(v.options->>'history_key_index', 'all') <> scope;
+    RETURN FOUND;
 END
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.set_history_key_index(text, text, text) IS
     'pg-temporal: key index of a history partitioned by time on all its partitions, or on the closed ones only';
+
+-- The next statement that brings the key index of a history partitioned by
+-- time in line with its choice (set_history_key_index), or NULL when it is.
+-- Each is run on its own, outside a transaction block, and the function is
+-- asked again; a statement that failed (or was killed) is offered again, or
+-- what it left behind is cleaned up first. With psql alone:
+--   SELECT temporal_versioning.key_index_step('public', 'events') \gexec
+-- until it returns nothing.
+--   closed: on each closed partition and the DEFAULT one, a key index of its
+--           own (CREATE INDEX CONCURRENTLY), then DROP INDEX of the
+--           partitioned one (which drops its partitions' copies);
+--   all:    CREATE INDEX ON ONLY the history, then on each partition a key
+--           index (CREATE INDEX CONCURRENTLY, or the one it has) attached to it.
+CREATE OR REPLACE FUNCTION temporal_versioning.key_index_step(schema_name text, table_name text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    history regclass;
+    key_names name[];
+    key_list text;
+    relation regclass;
+    parent_index regclass;
+    index regclass;
+BEGIN
+    vt := temporal_versioning.find_versioned_table(schema_name, table_name);
+    IF NOT vt.options ? 'partition_history' OR vt.table_oid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    history := temporal_versioning._history_relation(vt);
+    key_names := vt.key_columns || 'temporal_id'::name;
+    SELECT string_agg(format('%I', k), ', ' ORDER BY o) INTO key_list FROM unnest(key_names) WITH ORDINALITY AS u(k, o);
+
+    IF vt.options->>'history_key_index' = 'closed' THEN
+        FOR relation IN
+            SELECT format('temporal_versioning.%I', p.partition_name)::regclass
+            FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end <= now()
+            UNION ALL
+            SELECT to_regclass(format('temporal_versioning.%I', vt.history_table || '_default'))
+        LOOP
+            CONTINUE WHEN relation IS NULL;
+            -- What a build that failed or was killed left: an invalid index.
+            SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
+            WHERE NOT k.valid AND NOT k.attached LIMIT 1;
+            IF index IS NOT NULL THEN
+                RETURN format('DROP INDEX CONCURRENTLY %s', index);
+            END IF;
+            IF NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k WHERE k.valid AND NOT k.attached) THEN
+                RETURN format('CREATE INDEX CONCURRENTLY ON %s (%s)', relation, key_list);
+            END IF;
+        END LOOP;
+        SELECT k.index INTO index FROM temporal_versioning._key_indexes(history, key_names) k LIMIT 1;
+        IF index IS NOT NULL THEN
+            RETURN format('DROP INDEX %s', index);
+        END IF;
+        RETURN NULL;
+    END IF;
+
+    SELECT k.index INTO parent_index FROM temporal_versioning._key_indexes(history, key_names) k LIMIT 1;
+    IF parent_index IS NULL THEN
+        RETURN format('CREATE INDEX ON ONLY %s (%s)', history, key_list);
+    END IF;
+    FOR relation IN SELECT i.inhrelid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = history AND c.relkind = 'r' AND NOT i.inhdetachpending ORDER BY c.relname
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k
+                              JOIN pg_inherits h ON h.inhrelid = k.index AND h.inhparent = parent_index);
+        SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
+        WHERE NOT k.valid AND NOT k.attached LIMIT 1;
+        IF index IS NOT NULL THEN
+            RETURN format('DROP INDEX CONCURRENTLY %s', index);
+        END IF;
+        SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
+        WHERE k.valid AND NOT k.attached LIMIT 1;
+        IF index IS NOT NULL THEN
+            RETURN format('ALTER INDEX %s ATTACH PARTITION %s', parent_index, index);
+        END IF;
+        RETURN format('CREATE INDEX CONCURRENTLY ON %s (%s)', relation, key_list);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.key_index_step(text, text) IS
+    'pg-temporal: the next statement (run on its own) that puts the key index of a partitioned history where set_history_key_index asked, or NULL';
 
 -- Starts a prune of a partitioned history at `floor`, or returns its
 -- unfinished one: the partitions that end at or before the floor, and before

@@ -23,16 +23,18 @@ public struct Versioning {
     }
 
     /// Where the key index (key, temporal_id) of a history partitioned by
-    /// time is: on every partition, or on the partitions whose period has
-    /// ended (and the default one), so that writes into the current period
-    /// do not maintain it. `temporal maintain` indexes each period once it
-    /// ends. Returns the partitions left without the index.
+    /// time is to be: on every partition, or on the partitions whose period
+    /// has ended (and the default one), so that writes into the current
+    /// period do not maintain it. Records the choice (in the caller's
+    /// transaction, if any); `Lifecycle.alignKeyIndex` (and `temporal
+    /// maintain`) then builds and drops the indexes, concurrently. Returns
+    /// whether the choice changed.
     @discardableResult
-    public func setHistoryKeyIndex(_ table: TableName, _ scope: HistoryKeyIndex) throws -> [String] {
+    public func setHistoryKeyIndex(_ table: TableName, _ scope: HistoryKeyIndex) throws -> Bool {
         try connection.query(
-            "SELECT partition_name::text FROM temporal_versioning.set_history_key_index($1, $2, $3)",
+            "SELECT temporal_versioning.set_history_key_index($1, $2, $3)",
             [table.schema, table.name, scope.rawValue]
-        ).rows.compactMap { $0.first ?? nil }
+        ).scalar == "t"
     }
 
     /// Stops capturing changes of `table`; drops its history when asked.

@@ -130,10 +130,11 @@ struct HistoryPartitionTests {
         return indexed
     }
 
-    @Test("the key index on closed partitions only: the current period is written without it, maintain indexes a period once it has ended, 'all' puts it back")
+    @Test("the key index on closed partitions only: built concurrently, the current period written without it, maintain indexes a period once it has ended, 'all' puts it back")
     func keyIndexOnClosedPartitions() throws {
-        let (_, db, table) = try setUp()
+        let (database, db, table) = try setUp()
         let versioning = Versioning(connection: db)
+        let lifecycle = Lifecycle(connection: db)
         // Refused for a history that is not partitioned, or a scope that does not exist, changing nothing.
         try db.execute("CREATE TABLE plain (id int PRIMARY KEY)")
         let plain = try TableResolver.resolve("plain", on: db)
@@ -141,31 +142,44 @@ struct HistoryPartitionTests {
         let notPartitioned = #expect(throws: PostgresError.self) { try versioning.setHistoryKeyIndex(plain, .closed) }
         #expect(notPartitioned?.sqlState == "55000" && notPartitioned?.message.contains("not partitioned by time") == true)
         let unknown = #expect(throws: PostgresError.self) {
-            try db.query("SELECT * FROM temporal_versioning.set_history_key_index('public', 'accounts', 'lazy')")
+            try db.query("SELECT temporal_versioning.set_history_key_index('public', 'accounts', 'lazy')")
         }
         #expect(unknown?.sqlState == SQLState.invalidParameterValue)
         #expect(try db.column("SELECT options::text FROM temporal_versioning.versioned_tables ORDER BY id") == [#"{"partition_history": "daily"}"#, "{}"])
+        #expect(try lifecycle.alignKeyIndex(plain).statements.isEmpty)
 
         try db.execute("INSERT INTO accounts SELECT g, g, 'old' FROM generate_series(1, 2000) g; UPDATE accounts SET balance = balance + 1 WHERE id % 2 = 0")
         let old = try db.value("SELECT clock_timestamp()::text")!
         let oldRows = try asOf(db, old)
         #expect(try keyIndexed(db).values.allSatisfy { $0 }, "by default every partition has it")
+        #expect(try lifecycle.alignKeyIndex(table).statements.isEmpty, "and nothing is to do")
 
-        let unindexed = try versioning.setHistoryKeyIndex(table, .closed)
-        #expect(unindexed.count == 4, "today's partition and the three ahead: \(unindexed)")
+        // A writer holds the history: the partitioned index's DROP waits at
+        // most the lock timeout and is left for later; every partition
+        // still has an index meanwhile.
+        #expect(try versioning.setHistoryKeyIndex(table, .closed))
+        let writer = try database.connect()
+        try writer.execute("BEGIN; UPDATE accounts SET note = 'held' WHERE id = 1")
+        let held = try lifecycle.alignKeyIndex(table, lockTimeout: "200ms")
+        #expect(held.statements.count == 1 && held.statements[0].hasPrefix("CREATE INDEX CONCURRENTLY ON temporal_versioning.accounts_history_default"), "\(held)")
+        #expect(held.deferred?.hasPrefix("DROP INDEX temporal_versioning.") == true, "\(held)")
+        #expect(try keyIndexed(db).values.allSatisfy { $0 })
+        try writer.execute("COMMIT")
+        let done = try lifecycle.alignKeyIndex(table)
+        #expect(done.statements.count == 1 && done.deferred == nil, "\(done)")
         var indexed = try keyIndexed(db)
         #expect(indexed["accounts_history"] == false && indexed["accounts_history_default"] == true)
-        #expect(indexed.filter { $0.value }.count == 1, "\(indexed)")
+        #expect(indexed.filter { $0.value }.count == 1, "the default partition alone: \(indexed)")
 
-        // Two days later (aged): that day's partition is made by maintain, closed, so indexed.
+        // Two days later (aged): maintain makes that day's partition, closed, and indexes it.
         try age(db, days: 2)
         let agedInstant = try db.value("SELECT ($1::timestamptz - interval '2 days')::text", [old])!
-        #expect(try Lifecycle(connection: db).ensureHistoryPartitions() == 1)
+        #expect(try lifecycle.maintain().isEmpty)
         indexed = try keyIndexed(db)
         let agedDay = try db.value("SELECT 'accounts_history_' || to_char(($1::timestamptz) AT TIME ZONE 'UTC', 'YYYYMMDD')", [agedInstant])!
         let today = try db.value("SELECT 'accounts_history_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")!
         #expect(indexed[agedDay] == true && indexed[today] == false, "\(indexed)")
-        #expect(try db.count("SELECT count(*) FROM temporal_versioning.\(agedDay)") == 3000)
+        #expect(try db.count("SELECT count(*) FROM temporal_versioning.\(agedDay)") == 3001)
 
         // Writes into the open period, and time travel on either side, as before.
         try db.execute("UPDATE accounts SET note = 'new' WHERE id % 5 = 0; DELETE FROM accounts WHERE id % 7 = 0")
@@ -177,11 +191,23 @@ struct HistoryPartitionTests {
         let history70 = try rowHistory()
         #expect(history70.count == 4, "insert, update, update, delete: \(history70)")
 
-        // Back to every partition: the closed ones keep their index (adopted), the open ones get one.
-        #expect(try versioning.setHistoryKeyIndex(table, .all).isEmpty)
+        // Back to every partition: an index ON ONLY the history, the closed
+        // partitions' own attached to it, the others built concurrently.
+        #expect(try versioning.setHistoryKeyIndex(table, .all))
+        #expect(try !versioning.setHistoryKeyIndex(table, .all), "already so")
+        let back = try lifecycle.alignKeyIndex(table)
+        #expect(back.statements.first?.hasPrefix("CREATE INDEX ON ONLY temporal_versioning.accounts_history ") == true, "\(back)")
+        #expect(back.statements.filter { $0.hasPrefix("CREATE INDEX CONCURRENTLY") }.count == 4, "today's and the three ahead: \(back)")
+        #expect(back.statements.filter { $0.hasPrefix("ALTER INDEX") }.count == 6, "those, the aged day's and the default's: \(back)")
         #expect(try keyIndexed(db).values.allSatisfy { $0 })
+        #expect(try db.value("""
+            SELECT bool_and(i.indisvalid)::text FROM pg_index i
+            WHERE i.indrelid = 'temporal_versioning.accounts_history'::regclass AND i.indexrelid IN
+                  (SELECT k.index FROM temporal_versioning._key_indexes('temporal_versioning.accounts_history', ARRAY['id', 'temporal_id']::name[]) k)
+            """) == "true")
         #expect(try rowHistory() == history70)
         #expect(try asOf(db, now) == current && asOf(db, agedInstant) == oldRows)
+        #expect(try lifecycle.alignKeyIndex(table).statements.isEmpty)
         #expect(try db.column("SELECT options::text FROM temporal_versioning.versioned_tables ORDER BY id") == [#"{"partition_history": "daily"}"#, "{}"])
     }
 }

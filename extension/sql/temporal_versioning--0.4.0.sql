@@ -754,37 +754,49 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.sync_history_columns(integer, boolean) IS
     'pg-temporal: bring a history table in step with its source table without losing any history';
 
--- Whether `relation` has a plain btree index on exactly these columns, in
--- this order (by name: a partition's attnums can differ from its parent's).
+-- The plain btree indexes of `relation` on exactly these columns, in this
+-- order (by name: a partition's attnums can differ from its parent's), with
+-- whether each is valid and whether it is a partition of a partitioned
+-- index. Expression, partial and INCLUDE indexes are not key indexes.
+CREATE OR REPLACE FUNCTION temporal_versioning._key_indexes(relation regclass, columns name[])
+RETURNS TABLE (index regclass, valid boolean, attached boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT i.indexrelid::regclass, i.indisvalid, EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+    WHERE i.indrelid = relation AND am.amname = 'btree' AND i.indexprs IS NULL AND i.indpred IS NULL
+      AND i.indnkeyatts = i.indnatts
+      AND (SELECT array_agg(a.attname ORDER BY k.ord)
+           FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+           LEFT JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum) = columns
+    ORDER BY i.indexrelid;
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._key_indexes(regclass, name[]) IS
+    'pg-temporal (internal): the plain btree indexes of a relation on exactly these columns';
+
+-- Whether `relation` has a valid plain btree index on exactly these columns.
 CREATE OR REPLACE FUNCTION temporal_versioning._has_btree_index(relation regclass, columns name[])
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
-        WHERE i.indrelid = relation AND am.amname = 'btree' AND i.indexprs IS NULL AND i.indpred IS NULL
-          AND (SELECT array_agg(a.attname ORDER BY k.ord)
-               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum) = columns);
+    SELECT EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, columns) k WHERE k.valid);
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._has_btree_index(regclass, name[]) IS
-    'pg-temporal (internal): whether a relation has a btree index on exactly these columns';
+    'pg-temporal (internal): whether a relation has a valid btree index on exactly these columns';
 
 -- The two indexes time travel needs: the key with temporal_id, for one row's
 -- history and the first change of a key after an instant; and a BRIN on
 -- temporal_tx_id, for the changes after an instant. BRIN costs next to
 -- nothing on the write path because history is appended in tx order.
 --
--- The key index is the dearest part of writing history (a third of a bulk
--- DELETE's time, see bench/README.md). A history partitioned by time can
--- keep it on its closed partitions only (set_history_key_index 'closed'):
--- the partition of the current period, and those ahead, are written without
--- it, and each gets its index once its period has ended (temporal maintain
--- builds it, as this function does; a transaction that began before the end
--- and still writes there waits for the build). Time travel into the open
--- period then reads that partition through the BRIN alone.
+-- A history partitioned by time whose key index is on its closed partitions
+-- only (set_history_key_index) gets that index from key_index_step, one
+-- CREATE INDEX CONCURRENTLY at a time (temporal maintain runs them), never
+-- here: this runs inside enable and inside the DDL of the versioned table.
 CREATE OR REPLACE FUNCTION temporal_versioning.ensure_history_indexes(versioned_table_id integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -793,40 +805,17 @@ AS $$
 DECLARE
     vt temporal_versioning.versioned_tables;
     history regclass;
-    key_names name[];
-    key_list text;
-    relation regclass;
-    index regclass;
 BEGIN
     SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = versioned_table_id;
     history := format('temporal_versioning.%I', vt.history_table)::regclass;
-    key_names := vt.key_columns || 'temporal_id'::name;
-    SELECT string_agg(format('%I', k), ', ' ORDER BY o) INTO key_list FROM unnest(key_names) WITH ORDINALITY AS u(k, o);
 
-    IF vt.options ? 'partition_history' AND vt.options->>'history_key_index' = 'closed' THEN
-        -- On the partitioned history, the index would be on every partition.
-        FOR index IN SELECT i.indexrelid::regclass FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                     JOIN pg_am am ON am.oid = ic.relam
-                     WHERE i.indrelid = history AND am.amname = 'btree'
-                       AND (SELECT array_agg(a.attname ORDER BY k.ord)
-                            FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-                            JOIN pg_attribute a ON a.attrelid = history AND a.attnum = k.attnum) = key_names
-        LOOP
-            EXECUTE format('DROP INDEX %s', index);
-        END LOOP;
-        FOR relation IN
-            SELECT format('temporal_versioning.%I', p.partition_name)::regclass
-            FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end <= now()
-            UNION ALL
-            -- (The default partition takes changes of any period.)
-            SELECT to_regclass(format('temporal_versioning.%I', vt.history_table || '_default'))
-        LOOP
-            CONTINUE WHEN relation IS NULL OR temporal_versioning._has_btree_index(relation, key_names);
-            EXECUTE format('CREATE INDEX ON %s (%s)', relation, key_list);
-        END LOOP;
-    ELSIF NOT temporal_versioning._has_btree_index(history, key_names) THEN
-        -- (On a partitioned history this adopts the partitions' own.)
-        EXECUTE format('CREATE INDEX ON %s (%s)', history, key_list);
+    -- (Any key index of the partitioned history counts, valid or not: an
+    -- invalid one is being completed by key_index_step.)
+    IF vt.options->>'history_key_index' IS DISTINCT FROM 'closed'
+       AND NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(history, vt.key_columns || 'temporal_id'::name)) THEN
+        EXECUTE format('CREATE INDEX ON %s (%s)', history,
+                       (SELECT string_agg(format('%I', k), ', ' ORDER BY o)
+                        FROM unnest(vt.key_columns || 'temporal_id'::name) WITH ORDINALITY AS u(k, o)));
     END IF;
 
     IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -4251,10 +4240,6 @@ BEGIN
         EXECUTE format('ALTER TABLE temporal_versioning.%I DROP CONSTRAINT %I', partition_name, 'range');
         created := created + 1;
     END LOOP;
-    -- Periods that ended get their key index (set_history_key_index 'closed').
-    IF vt.options->>'history_key_index' = 'closed' THEN
-        PERFORM temporal_versioning.ensure_history_indexes(vt.id);
-    END IF;
     RETURN created;
 END
 $$;
@@ -4262,13 +4247,20 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.ensure_history_partitions(integer, integer) IS
     'pg-temporal: creates the partitions of a history partitioned by time for now and the next periods (run by temporal maintain)';
 
--- Where the key index of a history partitioned by time is: on every
--- partition ('all', the default), or on the partitions whose period has
--- ended and the default one ('closed'), so that writes into the current
--- period do not maintain it (see ensure_history_indexes). Builds or drops
--- what the change needs, now; returns the partitions without the index.
+-- Where the key index (key, temporal_id) of a history partitioned by time
+-- is: on every partition ('all', the default), or only on the partitions
+-- whose period has ended and on the DEFAULT one ('closed'), so that writes
+-- into the current period do not maintain it (a third of a bulk DELETE's
+-- capture time, see bench/README.md). Time travel and row history into the
+-- current period then read its partition without that index.
+--
+-- This records the choice; the indexes follow through key_index_step, whose
+-- statements temporal maintain runs one at a time: CREATE INDEX
+-- CONCURRENTLY, so that writers are never blocked by a build, and the brief
+-- DROP or ATTACH of the partitioned index under a lock_timeout. Returns
+-- whether the choice changed.
 CREATE OR REPLACE FUNCTION temporal_versioning.set_history_key_index(schema_name text, table_name text, scope text)
-RETURNS TABLE (partition_name name, range_start timestamptz, range_end timestamptz)
+RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -4285,23 +4277,103 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only a history partitioned by time (temporal enable --partition-history) has closed partitions.';
     END IF;
-    PERFORM 1 FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id FOR UPDATE;
     UPDATE temporal_versioning.versioned_tables v
        SET options = CASE WHEN scope = 'closed' THEN v.options || '{"history_key_index": "closed"}'
                           ELSE v.options - 'history_key_index' END
-     WHERE v.id = vt.id;
-    PERFORM temporal_versioning.ensure_history_indexes(vt.id);
-    SELECT * INTO STRICT vt FROM temporal_versioning.versioned_tables v WHERE v.id = vt.id;
-    RETURN QUERY
-        SELECT p.partition_name, p.range_start, p.range_end FROM temporal_versioning._history_partitions(vt) p
-        WHERE NOT temporal_versioning._has_btree_index(format('temporal_versioning.%I', p.partition_name)::regclass,
-                                                        vt.key_columns || 'temporal_id'::name)
-        ORDER BY p.range_start;
+     WHERE v.id = vt.id AND coalesce(v.options->>'history_key_index', 'all') <> scope;
+    RETURN FOUND;
 END
 $$;
 
 COMMENT ON FUNCTION temporal_versioning.set_history_key_index(text, text, text) IS
     'pg-temporal: key index of a history partitioned by time on all its partitions, or on the closed ones only';
+
+-- The next statement that brings the key index of a history partitioned by
+-- time in line with its choice (set_history_key_index), or NULL when it is.
+-- Each is run on its own, outside a transaction block, and the function is
+-- asked again; a statement that failed (or was killed) is offered again, or
+-- what it left behind is cleaned up first. With psql alone:
+--   SELECT temporal_versioning.key_index_step('public', 'events') \gexec
+-- until it returns nothing.
+--   closed: on each closed partition and the DEFAULT one, a key index of its
+--           own (CREATE INDEX CONCURRENTLY), then DROP INDEX of the
+--           partitioned one (which drops its partitions' copies);
+--   all:    CREATE INDEX ON ONLY the history, then on each partition a key
+--           index (CREATE INDEX CONCURRENTLY, or the one it has) attached to it.
+CREATE OR REPLACE FUNCTION temporal_versioning.key_index_step(schema_name text, table_name text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vt temporal_versioning.versioned_tables;
+    history regclass;
+    key_names name[];
+    key_list text;
+    relation regclass;
+    parent_index regclass;
+    index regclass;
+BEGIN
+    vt := temporal_versioning.find_versioned_table(schema_name, table_name);
+    IF NOT vt.options ? 'partition_history' OR vt.table_oid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    history := temporal_versioning._history_relation(vt);
+    key_names := vt.key_columns || 'temporal_id'::name;
+    SELECT string_agg(format('%I', k), ', ' ORDER BY o) INTO key_list FROM unnest(key_names) WITH ORDINALITY AS u(k, o);
+
+    IF vt.options->>'history_key_index' = 'closed' THEN
+        FOR relation IN
+            SELECT format('temporal_versioning.%I', p.partition_name)::regclass
+            FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end <= now()
+            UNION ALL
+            SELECT to_regclass(format('temporal_versioning.%I', vt.history_table || '_default'))
+        LOOP
+            CONTINUE WHEN relation IS NULL;
+            -- What a build that failed or was killed left: an invalid index.
+            SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
+            WHERE NOT k.valid AND NOT k.attached LIMIT 1;
+            IF index IS NOT NULL THEN
+                RETURN format('DROP INDEX CONCURRENTLY %s', index);
+            END IF;
+            IF NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k WHERE k.valid AND NOT k.attached) THEN
+                RETURN format('CREATE INDEX CONCURRENTLY ON %s (%s)', relation, key_list);
+            END IF;
+        END LOOP;
+        SELECT k.index INTO index FROM temporal_versioning._key_indexes(history, key_names) k LIMIT 1;
+        IF index IS NOT NULL THEN
+            RETURN format('DROP INDEX %s', index);
+        END IF;
+        RETURN NULL;
+    END IF;
+
+    SELECT k.index INTO parent_index FROM temporal_versioning._key_indexes(history, key_names) k LIMIT 1;
+    IF parent_index IS NULL THEN
+        RETURN format('CREATE INDEX ON ONLY %s (%s)', history, key_list);
+    END IF;
+    FOR relation IN SELECT i.inhrelid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = history AND c.relkind = 'r' AND NOT i.inhdetachpending ORDER BY c.relname
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k
+                              JOIN pg_inherits h ON h.inhrelid = k.index AND h.inhparent = parent_index);
+        SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
+        WHERE NOT k.valid AND NOT k.attached LIMIT 1;
+        IF index IS NOT NULL THEN
+            RETURN format('DROP INDEX CONCURRENTLY %s', index);
+        END IF;
+        SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
+        WHERE k.valid AND NOT k.attached LIMIT 1;
+        IF index IS NOT NULL THEN
+            RETURN format('ALTER INDEX %s ATTACH PARTITION %s', parent_index, index);
+        END IF;
+        RETURN format('CREATE INDEX CONCURRENTLY ON %s (%s)', relation, key_list);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning.key_index_step(text, text) IS
+    'pg-temporal: the next statement (run on its own) that puts the key index of a partitioned history where set_history_key_index asked, or NULL';
 
 -- Starts a prune of a partitioned history at `floor`, or returns its
 -- unfinished one: the partitions that end at or before the floor, and before

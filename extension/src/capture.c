@@ -24,14 +24,17 @@
  *     NOT NULL on a column it leaves NULL, or columns whose type is not the
  *     source's;
  *   - a statement whose rows a history partitioned by time would route to
- *     its default partition, or to a partition that is not laid out as the
- *     history is (other columns or constraints).
+ *     its DEFAULT partition (no partition for its period yet), or to a
+ *     partition with triggers or partitioned further;
+ *   - TRUNCATE (its trigger calls the PL/pgSQL function directly anyway).
  *
  * A history partitioned by time (range on temporal_at, the transaction's
  * start) gets all the rows of a transaction in one partition, so the
- * partition is found once per statement, as the executor's routing would
- * find it, and the rows are written there.
- *   - TRUNCATE (its trigger calls the PL/pgSQL function directly anyway).
+ * partition is found once per statement, with the lookup the executor's
+ * routing makes (get_partition_for_tuple), and the rows are written there.
+ * A partition whose columns sit at other places than the history's (one made
+ * after a history column was dropped) gets them converted by name, as routed
+ * rows are, and its own CHECK constraints.
  *
  * temporal_versioning._emit_change_context_c() is the BEFORE statement
  * trigger of the same tables: the PL/pgSQL _emit_change_context() without
@@ -51,6 +54,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tupconvert.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -107,8 +111,7 @@ typedef struct CaptureTarget
 	Oid			history_relid;
 	bool		partitioned;	/* the history is partitioned by time */
 	Oid			leaf_relid;		/* its partition last written, ... */
-	bool		leaf_ok;		/* ... and whether it is laid out as the
-								 * history is */
+	char		leaf_layout;	/* ... and how rows fit it: LEAF_* */
 	Oid			sequence_relid; /* temporal_id's identity (or default's)
 								 * sequence */
 	AttrNumber	id_attno;		/* history attnos of temporal_id, ... */
@@ -128,6 +131,11 @@ typedef struct CaptureTarget
 	Expr	  **check_exprs;	/* each one planned, NULL for one not
 								 * enforced; NULL: none */
 } CaptureTarget;
+
+/* How the rows formed for a partitioned history fit one of its partitions. */
+#define LEAF_UNUSABLE 'n'		/* they go to the PL/pgSQL function */
+#define LEAF_SAME 's'			/* as they are, with the history's checks */
+#define LEAF_CONVERTED 'c'		/* converted by column name, its own checks */
 
 static HTAB *targets = NULL;
 
@@ -461,7 +469,7 @@ build_target(CaptureTarget *target, Relation source)
 	target->history_relid = InvalidOid;
 	target->partitioned = false;
 	target->leaf_relid = InvalidOid;
-	target->leaf_ok = false;
+	target->leaf_layout = LEAF_UNUSABLE;
 	target->at_attno = InvalidAttrNumber;
 	target->fallback_oid = InvalidOid;
 	target->fallback.fn_oid = InvalidOid;
@@ -678,6 +686,9 @@ typedef struct HistoryWriter
 	Relation	history;		/* the relation written: a partition of parent */
 	Relation	parent;			/* a history partitioned by time, else NULL */
 	ResultRelInfo *parent_rri;
+	TupleConversionMap *map;	/* history columns to the partition's, if
+								 * they differ */
+	TupleTableSlot *formed;		/* a row in the history's columns, then */
 	EState	   *estate;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
@@ -725,50 +736,53 @@ history_partition_for(Relation parent, TimestampTz at)
 }
 
 /*
- * Whether a partition is laid out as its partitioned history (the same
- * columns at the same places, the same CHECK constraints, no triggers), so
- * that rows formed for the history, and its planned checks, fit it as they
- * are.
+ * How rows formed for a partitioned history fit one of its partitions: as
+ * they are when it has the same columns at the same places and the same
+ * CHECK constraints, converted by name when its columns sit elsewhere (made
+ * after a column of the history was dropped), not at all when it has
+ * triggers or is not a plain table.
  */
-static bool
-partition_matches(Relation parent, Relation leaf)
+static char
+partition_layout(Relation parent, Relation leaf)
 {
 	TupleDesc	p = RelationGetDescr(parent);
 	TupleDesc	l = RelationGetDescr(leaf);
 	int			pchecks = p->constr ? p->constr->num_check : 0;
 	int			lchecks = l->constr ? l->constr->num_check : 0;
+	bool		same = p->natts == l->natts;
 
-	if (leaf->rd_rel->relkind != RELKIND_RELATION || leaf->trigdesc != NULL || p->natts != l->natts)
-		return false;
-	for (int i = 0; i < p->natts; i++)
+	if (leaf->rd_rel->relkind != RELKIND_RELATION || leaf->trigdesc != NULL)
+		return LEAF_UNUSABLE;
+	for (int i = 0; i < p->natts && same; i++)
 	{
 		Form_pg_attribute pa = TupleDescAttr(p, i);
 		Form_pg_attribute la = TupleDescAttr(l, i);
 
 		if (pa->attisdropped != la->attisdropped || pa->attlen != la->attlen ||
 			pa->attbyval != la->attbyval || pa->attalign != la->attalign)
-			return false;
-		if (!pa->attisdropped &&
-			(strcmp(NameStr(pa->attname), NameStr(la->attname)) != 0 ||
-			 pa->atttypid != la->atttypid || pa->atttypmod != la->atttypmod))
-			return false;
+			same = false;
+		else if (!pa->attisdropped &&
+				 (strcmp(NameStr(pa->attname), NameStr(la->attname)) != 0 ||
+				  pa->atttypid != la->atttypid || pa->atttypmod != la->atttypmod))
+			same = false;
 	}
 	/* Both sorted by name (the relcache sorts them). */
-	if (pchecks != lchecks)
-		return false;
-	for (int i = 0; i < pchecks; i++)
+	if (same && pchecks != lchecks)
+		same = false;
+	for (int i = 0; i < pchecks && same; i++)
 	{
 		ConstrCheck *pc = &p->constr->check[i];
 		ConstrCheck *lc = &l->constr->check[i];
 
 		if (strcmp(pc->ccname, lc->ccname) != 0 || !equal(stringToNode(pc->ccbin), stringToNode(lc->ccbin)))
-			return false;
+			same = false;
 #if PG_VERSION_NUM >= 180000
-		if (pc->ccenforced != lc->ccenforced)
-			return false;
+		else if (pc->ccenforced != lc->ccenforced)
+			same = false;
 #endif
 	}
-	return true;
+	/* (A partition has every column of its parent, of the same type.) */
+	return same ? LEAF_SAME : LEAF_CONVERTED;
 }
 
 /*
@@ -795,10 +809,10 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 		writer->history = table_open(leaf, RowExclusiveLock);
 		if (leaf != target->leaf_relid)
 		{
-			target->leaf_ok = partition_matches(writer->parent, writer->history);
+			target->leaf_layout = partition_layout(writer->parent, writer->history);
 			target->leaf_relid = leaf;
 		}
-		if (!target->leaf_ok)
+		if (target->leaf_layout == LEAF_UNUSABLE)
 		{
 			table_close(writer->history, NoLock);
 			table_close(writer->parent, NoLock);
@@ -808,18 +822,34 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 	else
 		writer->history = table_open(target->history_relid, RowExclusiveLock);
 	writer->estate = CreateExecutorState();
+	writer->map = NULL;
+	writer->formed = NULL;
 	if (writer->parent != NULL)
 	{
-		/* Errors name the history, as INSERT's routed through it do. */
+		/*
+		 * As a row routed through the history: its constraint errors show
+		 * the row in the history's columns (and name the partition).
+		 */
 		writer->parent_rri = makeNode(ResultRelInfo);
 		InitResultRelInfo(writer->parent_rri, writer->parent, 0, NULL, 0);
+		if (target->leaf_layout == LEAF_CONVERTED)
+		{
+			writer->map = convert_tuples_by_name(RelationGetDescr(writer->parent), RelationGetDescr(writer->history));
+			if (writer->map != NULL)
+				writer->formed = MakeSingleTupleTableSlot(RelationGetDescr(writer->parent), &TTSOpsVirtual);
+		}
 	}
 	writer->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(writer->rri, writer->history, 0, writer->parent_rri, 0);
 	ExecOpenIndices(writer->rri, false);
 	writer->check_constraints = RelationGetDescr(writer->history)->constr != NULL;
-	writer->owner = RelationGetForm(writer->history)->relowner;
-	if (target->check_exprs != NULL)
+	/* As the PL/pgSQL path's INSERT, whose function runs as the history's owner. */
+	writer->owner = RelationGetForm(writer->parent != NULL ? writer->parent : writer->history)->relowner;
+	/*
+	 * The history's checks, planned once; a partition converted to plans its
+	 * own (ExecConstraints does, in the statement's memory).
+	 */
+	if (target->check_exprs != NULL && (writer->parent == NULL || target->leaf_layout == LEAF_SAME))
 	{
 		MemoryContext old = MemoryContextSwitchTo(writer->estate->es_query_cxt);
 		ExprState **states = palloc0(sizeof(ExprState *) * target->nchecks);
@@ -887,6 +917,8 @@ writer_close(HistoryWriter *writer)
 	if (writer->bistate != NULL)
 		FreeBulkInsertState(writer->bistate);
 	ExecDropSingleTupleTableSlot(writer->slot);
+	if (writer->formed != NULL)
+		ExecDropSingleTupleTableSlot(writer->formed);
 	ExecCloseIndices(writer->rri);
 	FreeExecutorState(writer->estate);
 	table_close(writer->history, NoLock);
@@ -926,6 +958,7 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 				  TupleTableSlot *source, bool key_only)
 {
 	TupleTableSlot *slot;
+	TupleTableSlot *stored;		/* the partition's row, when converted */
 	int			natts;
 
 	if (writer->batch == NULL)
@@ -942,6 +975,9 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 		}
 		slot = writer->batch[writer->batched];
 	}
+	stored = slot;
+	if (writer->map != NULL)
+		slot = writer->formed;	/* converted into stored below */
 	natts = slot->tts_tupleDescriptor->natts;
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, true, sizeof(bool) * natts);
@@ -967,6 +1003,8 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 		slot->tts_isnull[attno - 1] = source->tts_isnull[i];
 	}
 	ExecStoreVirtualTuple(slot);
+	if (writer->map != NULL)
+		slot = execute_attr_map_slot(writer->map->attrMap, slot, stored);
 	/* NOT NULL and CHECK, with PostgreSQL's own errors, as INSERT has them. */
 	if (writer->check_constraints)
 	{
@@ -1267,14 +1305,23 @@ temporal_capture(PG_FUNCTION_ARGS)
 
 	expected_rows = tuplestore_tuple_count(TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_newtable : trigdata->tg_oldtable);
 	if (!writer_open(&writer, target, expected_rows))
+	{
+		/* (Invalidated while the locks were taken: its fallback may be too.) */
+		if (!target->valid)
+			target = get_target(trigdata->tg_relation);
 		return call_fallback(target, fcinfo);
+	}
 	/* Invalidated while the history's lock was taken: start again. */
 	if (!target->valid)
 	{
 		writer_close(&writer);
 		target = get_target(trigdata->tg_relation);
 		if (!target->use_c || !writer_open(&writer, target, expected_rows))
+		{
+			if (!target->valid)
+				target = get_target(trigdata->tg_relation);
 			return call_fallback(target, fcinfo);
+		}
 	}
 	per_row = AllocSetContextCreate(CurrentMemoryContext, "temporal capture row", ALLOCSET_DEFAULT_SIZES);
 	if (TRIGGER_FIRED_BY_INSERT(event))

@@ -203,11 +203,68 @@ public struct Lifecycle {
             """).scalar.flatMap { Int($0) } ?? 0
     }
 
-    /// Applies every retention policy (and finishes unfinished prunes), and
-    /// creates the coming partitions of histories partitioned by time: for
-    /// cron or a systemd timer. Safe to run at any time, and again.
+    /// What `alignKeyIndex` did for one history partitioned by time.
+    public struct KeyIndexAlignment: Sendable, Equatable {
+        public var table: TableName
+        /// The statements run, in order.
+        public var statements: [String]
+        /// A statement left for the next run: it could not take its lock
+        /// within the lock timeout (writers were holding the history).
+        public var deferred: String?
+    }
+
+    /// Puts the key index of a history partitioned by time where
+    /// `Versioning.setHistoryKeyIndex` asked: runs the statements of
+    /// temporal_versioning.key_index_step one at a time, outside any
+    /// transaction. Index builds are CREATE INDEX CONCURRENTLY (writers go
+    /// on; a build waits for the transactions older than it); the statements
+    /// that lock the history against writers (the partitioned index's DROP,
+    /// CREATE ON ONLY, ATTACH) wait at most `lockTimeout`, else are left for
+    /// the next run.
+    @discardableResult
+    public func alignKeyIndex(_ table: TableName, lockTimeout: String = "2s") throws -> KeyIndexAlignment {
+        var alignment = KeyIndexAlignment(table: table, statements: [])
+        while let step = try connection.query("SELECT temporal_versioning.key_index_step($1, $2)", [table.schema, table.name]).scalar {
+            guard !alignment.statements.contains(step) else {
+                throw PostgresError(kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                                    message: "the key index of \(table.qualified) did not change after: \(step)",
+                                    hint: "Look at the history's indexes (\\d+ temporal_versioning.<history>); an index of the same columns made by hand may be in the way.")
+            }
+            let locking = !step.contains(" CONCURRENTLY ")
+            do {
+                if locking { try connection.execute("SET lock_timeout = '\(lockTimeout)'") }
+                defer { if locking { _ = try? connection.execute("RESET lock_timeout") } }
+                try connection.execute(step)
+            } catch let error as PostgresError where error.sqlState == "55P03" && locking {
+                alignment.deferred = step
+                break
+            }
+            alignment.statements.append(step)
+        }
+        return alignment
+    }
+
+    /// `alignKeyIndex` for every enabled history partitioned by time.
+    @discardableResult
+    public func alignKeyIndexes(lockTimeout: String = "2s") throws -> [KeyIndexAlignment] {
+        try connection.query("""
+            SELECT v.schema_name::pg_catalog.text, v.table_name::pg_catalog.text,
+                   pg_catalog.format('%I.%I', v.schema_name, v.table_name)
+            FROM temporal_versioning.versioned_tables v
+            WHERE v.enabled AND v.options ? 'partition_history' ORDER BY v.id
+            """).rows.map { row in
+            try alignKeyIndex(TableName(schema: row[0] ?? "", name: row[1] ?? "", qualified: row[2] ?? ""), lockTimeout: lockTimeout)
+        }
+    }
+
+    /// Applies every retention policy (and finishes unfinished prunes),
+    /// creates the coming partitions of histories partitioned by time and
+    /// builds the key index of the periods that ended (where it is on
+    /// closed partitions only): for cron or a systemd timer. Safe to run at
+    /// any time, and again.
     public func maintain() throws -> [PruneResult] {
         try ensureHistoryPartitions()
+        try alignKeyIndexes()
         var results: [PruneResult] = []
         for status in try retentionStatus() {
             guard let due = status.dueFloor else {

@@ -10,7 +10,8 @@ SELECT tgname, tgfoid::regprocedure FROM pg_trigger WHERE tgrelid = 'accounts'::
 SELECT in_c, handed_to_plpgsql FROM temporal_versioning._capture_c_statements();
 -- A partition of a history partitioned by time that is not laid out as the
 -- history is (made after a column of the history was dropped, so its
--- columns sit at other places) is written by the PL/pgSQL function.
+-- columns sit at other places) gets its rows converted by column name, and
+-- its own CHECK constraints, in C.
 CREATE TABLE shifted (id int PRIMARY KEY, amount int);
 SELECT temporal_versioning.enable_temporal_versioning('public', 'shifted', partition_history => 'daily');
 ALTER TABLE temporal_versioning.shifted_history ADD COLUMN scratch int;
@@ -24,6 +25,17 @@ SELECT temporal_versioning.ensure_history_partitions(v.id) AS made FROM temporal
 CREATE TEMP TABLE before AS SELECT * FROM temporal_versioning._capture_c_statements();
 INSERT INTO shifted VALUES (1, 10), (2, 20);
 UPDATE shifted SET amount = amount + 1;
+SELECT s.in_c - b.in_c AS in_c, s.handed_to_plpgsql - b.handed_to_plpgsql AS handed_to_plpgsql
+FROM temporal_versioning._capture_c_statements() s, before b;
+ALTER TABLE temporal_versioning.shifted_history ADD CONSTRAINT amount_small CHECK (amount < 100);
+UPDATE shifted SET amount = 500 WHERE id = 1;
+DO $$ DECLARE c text;
+BEGIN
+    UPDATE shifted SET amount = 1 WHERE id = 1;
+EXCEPTION WHEN check_violation THEN
+    GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
+    RAISE NOTICE 'refused by %', c;
+END $$;
 SELECT s.in_c - b.in_c AS in_c, s.handed_to_plpgsql - b.handed_to_plpgsql AS handed_to_plpgsql
 FROM temporal_versioning._capture_c_statements() s, before b;
 SELECT h.temporal_operation, h.id, h.amount, h.temporal_at = t.valid_from AS at_transaction_start

@@ -68,7 +68,15 @@ DROP TABLE checked;
 -- partitions only, the partitions of today and ahead are written without it.
 CREATE TABLE ledger (id int PRIMARY KEY, amount int, memo text);
 SELECT temporal_versioning.enable_temporal_versioning('public', 'ledger', partition_history => 'daily');
-SELECT count(*) AS partitions_without_key_index FROM temporal_versioning.set_history_key_index('public', 'ledger', 'closed');
+SELECT temporal_versioning.set_history_key_index('public', 'ledger', 'closed') AS changed;
+SELECT temporal_versioning.key_index_step('public', 'ledger') \gexec
+SELECT temporal_versioning.key_index_step('public', 'ledger') \gexec
+SELECT temporal_versioning.key_index_step('public', 'ledger') IS NULL AS key_index_in_place;
+SELECT CASE WHEN c.relname ~ '_\d{8}$' THEN 'today''s partition' ELSE c.relname END AS relation,
+       temporal_versioning._has_btree_index(c.oid, '{id,temporal_id}') AS key_index
+FROM pg_partition_tree('temporal_versioning.ledger_history') t JOIN pg_class c ON c.oid = t.relid
+WHERE c.relname !~ '_\d{8}$' OR c.relname = format('ledger_history_%s', to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD'))
+ORDER BY 1;
 INSERT INTO ledger SELECT g, g, 'm' || g FROM generate_series(1, 1500) g;
 UPDATE ledger SET amount = amount + 1 WHERE id % 2 = 0;
 DELETE FROM ledger WHERE id > 1490;
