@@ -230,21 +230,31 @@ COMMENT ON FUNCTION temporal_versioning.sync_history_columns(integer, boolean) I
     'pg-temporal: bring a history table in step with its source table without losing any history';
 
 -- The plain btree indexes of `relation` on exactly these columns, in this
--- order (by name: a partition's attnums can differ from its parent's), with
--- whether each is valid and whether it is a partition of a partitioned
--- index. Expression, partial and INCLUDE indexes are not key indexes.
+-- order (by name: a partition's attnums can differ from its parent's), as
+-- CREATE INDEX ON relation (columns) makes them, with whether each is valid
+-- (an invalid one is a build that failed, or one still running: `building`)
+-- and whether it is a partition of a partitioned index. A UNIQUE,
+-- expression, partial or INCLUDE index, or one with another operator class,
+-- collation or order, is not a key index: it could not be attached to one.
 CREATE OR REPLACE FUNCTION temporal_versioning._key_indexes(relation regclass, columns name[])
-RETURNS TABLE (index regclass, valid boolean, attached boolean)
+RETURNS TABLE (index regclass, valid boolean, attached boolean, building boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT i.indexrelid::regclass, i.indisvalid, EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+    SELECT i.indexrelid::regclass, i.indisvalid, EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid),
+           EXISTS (SELECT FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
     WHERE i.indrelid = relation AND am.amname = 'btree' AND i.indexprs IS NULL AND i.indpred IS NULL
-      AND i.indnkeyatts = i.indnatts
+      AND i.indnkeyatts = i.indnatts AND NOT i.indisunique AND NOT i.indisexclusion
       AND (SELECT array_agg(a.attname ORDER BY k.ord)
            FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
            LEFT JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum) = columns
+      AND NOT EXISTS (
+           SELECT FROM unnest(i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[])
+                       AS k(attnum, opclass, coll, opt)
+           JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum
+           JOIN pg_opclass o ON o.oid = k.opclass
+           WHERE NOT o.opcdefault OR k.opt <> 0 OR k.coll <> a.attcollation)
     ORDER BY i.indexrelid;
 $$;
 
@@ -262,6 +272,23 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning._has_btree_index(regclass, name[]) IS
     'pg-temporal (internal): whether a relation has a valid btree index on exactly these columns';
+
+-- Whether a table (with its partitions) has a row.
+CREATE OR REPLACE FUNCTION temporal_versioning._has_rows(relation regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_one boolean;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', relation) INTO found_one;
+    RETURN found_one;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._has_rows(regclass) IS
+    'pg-temporal (internal): whether a table has a row';
 
 -- The two indexes time travel needs: the key with temporal_id, for one row's
 -- history and the first change of a key after an instant; and a BRIN on
@@ -285,9 +312,12 @@ BEGIN
     history := format('temporal_versioning.%I', vt.history_table)::regclass;
 
     -- (Any key index of the partitioned history counts, valid or not: an
-    -- invalid one is being completed by key_index_step.)
+    -- invalid one is being completed by key_index_step. A partitioned
+    -- history that has rows gets its index from key_index_step too,
+    -- concurrently: this runs inside enable and the DDL of the table.)
     IF vt.options->>'history_key_index' IS DISTINCT FROM 'closed'
-       AND NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(history, vt.key_columns || 'temporal_id'::name)) THEN
+       AND NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(history, vt.key_columns || 'temporal_id'::name))
+       AND (NOT vt.options ? 'partition_history' OR NOT temporal_versioning._has_rows(history)) THEN
         EXECUTE format('CREATE INDEX ON %s (%s)', history,
                        (SELECT string_agg(format('%I', k), ', ' ORDER BY o)
                         FROM unnest(vt.key_columns || 'temporal_id'::name) WITH ORDINALITY AS u(k, o)));

@@ -658,10 +658,13 @@ COMMENT ON FUNCTION temporal_versioning.set_history_key_index(text, text, text) 
 -- time in line with its choice (set_history_key_index), or NULL when it is.
 -- Each is run on its own, outside a transaction block, and the function is
 -- asked again; a statement that failed (or was killed) is offered again, or
--- what it left behind is cleaned up first. With psql alone:
+-- what it left behind is cleaned up first (an index being built, by
+-- another run or by hand, is left alone). temporal maintain runs these under
+-- an advisory lock per table, so that two runs do not cross. With psql alone:
 --   SELECT temporal_versioning.key_index_step('public', 'events') \gexec
 -- until it returns nothing.
---   closed: on each closed partition and the DEFAULT one, a key index of its
+--   closed: no key index of its own on the current and coming partitions;
+--           on each closed partition and the DEFAULT one, a key index of its
 --           own (CREATE INDEX CONCURRENTLY), then DROP INDEX of the
 --           partitioned one (which drops its partitions' copies);
 --   all:    CREATE INDEX ON ONLY the history, then on each partition a key
@@ -689,6 +692,18 @@ BEGIN
     SELECT string_agg(format('%I', k), ', ' ORDER BY o) INTO key_list FROM unnest(key_names) WITH ORDINALITY AS u(k, o);
 
     IF vt.options->>'history_key_index' = 'closed' THEN
+        -- A key index of its own on the current or a coming partition (left
+        -- by 'all' half done, or by a build killed there) would be written.
+        FOR relation IN
+            SELECT format('temporal_versioning.%I', p.partition_name)::regclass
+            FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end > now()
+        LOOP
+            SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
+            WHERE NOT k.attached AND NOT k.building LIMIT 1;
+            IF index IS NOT NULL THEN
+                RETURN format('DROP INDEX CONCURRENTLY %s', index);
+            END IF;
+        END LOOP;
         FOR relation IN
             SELECT format('temporal_versioning.%I', p.partition_name)::regclass
             FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end <= now()
@@ -698,9 +713,12 @@ BEGIN
             CONTINUE WHEN relation IS NULL;
             -- What a build that failed or was killed left: an invalid index.
             SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
-            WHERE NOT k.valid AND NOT k.attached LIMIT 1;
+            WHERE NOT k.valid AND NOT k.attached AND NOT k.building LIMIT 1;
             IF index IS NOT NULL THEN
                 RETURN format('DROP INDEX CONCURRENTLY %s', index);
+            END IF;
+            IF EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k WHERE k.building) THEN
+                RETURN NULL;    -- (another session is building it: the next run goes on)
             END IF;
             IF NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k WHERE k.valid AND NOT k.attached) THEN
                 RETURN format('CREATE INDEX CONCURRENTLY ON %s (%s)', relation, key_list);
@@ -723,7 +741,7 @@ BEGIN
         CONTINUE WHEN EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k
                               JOIN pg_inherits h ON h.inhrelid = k.index AND h.inhparent = parent_index);
         SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
-        WHERE NOT k.valid AND NOT k.attached LIMIT 1;
+        WHERE NOT k.valid AND NOT k.attached AND NOT k.building LIMIT 1;
         IF index IS NOT NULL THEN
             RETURN format('DROP INDEX CONCURRENTLY %s', index);
         END IF;
@@ -731,6 +749,9 @@ BEGIN
         WHERE k.valid AND NOT k.attached LIMIT 1;
         IF index IS NOT NULL THEN
             RETURN format('ALTER INDEX %s ATTACH PARTITION %s', parent_index, index);
+        END IF;
+        IF EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k WHERE k.building) THEN
+            RETURN NULL;    -- (another session is building it: the next run goes on)
         END IF;
         RETURN format('CREATE INDEX CONCURRENTLY ON %s (%s)', relation, key_list);
     END LOOP;

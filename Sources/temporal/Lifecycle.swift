@@ -226,10 +226,19 @@ struct Maintain: DatabaseCommand {
 
     func run(on database: Connection) throws {
         try database.query("SET TimeZone = 'UTC'")
-        let results = try Lifecycle(connection: database).maintain()
+        var problems: [Lifecycle.KeyIndexAlignment] = []
+        let results = try Lifecycle(connection: database).maintain { problems.append($0) }
         // Nothing due prints nothing (cron mails what a job prints), but for programs.
-        if results.isEmpty && output.format == .table { return }
-        Renderer(format: output.format).print(LifecycleTables.prunes(results))
+        if !(results.isEmpty && output.format == .table) {
+            Renderer(format: output.format).print(LifecycleTables.prunes(results))
+        }
+        if !problems.isEmpty {
+            throw PostgresError(
+                kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
+                message: "the key index of \(problems.map(\.table.qualified).joined(separator: ", ")) could not be moved where it was asked (retention was applied)",
+                detail: problems.compactMap(\.error).joined(separator: "\n"),
+                hint: "temporal maintain tries again on its next run; SELECT temporal_versioning.key_index_step(schema, table) shows the statement.")
+        }
     }
 }
 

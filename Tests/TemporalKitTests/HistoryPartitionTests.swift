@@ -181,6 +181,25 @@ struct HistoryPartitionTests {
         #expect(indexed[agedDay] == true && indexed[today] == false, "\(indexed)")
         #expect(try db.count("SELECT count(*) FROM temporal_versioning.\(agedDay)") == 3001)
 
+        // A key index of its own on the current partition (by hand here; or
+        // left by a switch to 'all' half done) goes, concurrently: writes
+        // would maintain it. A UNIQUE one is not a key index and stays.
+        try db.execute("CREATE INDEX ON temporal_versioning.\(today) (id, temporal_id)")
+        try db.execute("CREATE UNIQUE INDEX hand_unique ON temporal_versioning.\(today) (id, temporal_id)")
+        let dropped = try lifecycle.alignKeyIndex(table)
+        #expect(dropped.statements.count == 1 && dropped.statements[0].hasPrefix("DROP INDEX CONCURRENTLY temporal_versioning.\(today)_id_temporal_id_idx"), "\(dropped)")
+        #expect(try keyIndexed(db)[today] == false)
+        #expect(try db.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'hand_unique'") == 1)
+
+        // Another session moving the same history's index: this run does nothing.
+        let other = try database.connect()
+        try other.query("SELECT pg_advisory_lock(hashtext('pg-temporal key index'), hashtext('public.accounts'))")
+        try db.execute("CREATE INDEX ON temporal_versioning.\(today) (id, temporal_id)")
+        let busy = try lifecycle.alignKeyIndex(table)
+        #expect(busy.busy && busy.statements.isEmpty, "\(busy)")
+        try other.query("SELECT pg_advisory_unlock_all()")
+        #expect(try lifecycle.alignKeyIndex(table).statements.count == 1)
+
         // Writes into the open period, and time travel on either side, as before.
         try db.execute("UPDATE accounts SET note = 'new' WHERE id % 5 = 0; DELETE FROM accounts WHERE id % 7 = 0")
         let now = try db.value("SELECT clock_timestamp()::text")!
@@ -195,6 +214,15 @@ struct HistoryPartitionTests {
         // partitions' own attached to it, the others built concurrently.
         #expect(try versioning.setHistoryKeyIndex(table, .all))
         #expect(try !versioning.setHistoryKeyIndex(table, .all), "already so")
+        // A DDL of the table meanwhile builds no index inside it (a plain
+        // history missing its index does get it back there).
+        let plainIndex = try db.value("""
+            SELECT k.index::text FROM temporal_versioning._key_indexes('temporal_versioning.plain_history', ARRAY['id', 'temporal_id']::name[]) k
+            """)!
+        try db.execute("DROP INDEX \(plainIndex); ALTER TABLE plain ADD COLUMN extra int")
+        #expect(try db.value("SELECT temporal_versioning._has_btree_index('temporal_versioning.plain_history', ARRAY['id', 'temporal_id']::name[])::text") == "true")
+        try db.execute("ALTER TABLE accounts ALTER COLUMN note SET DEFAULT 'n'")
+        #expect(try keyIndexed(db)[today] == false)
         let back = try lifecycle.alignKeyIndex(table)
         #expect(back.statements.first?.hasPrefix("CREATE INDEX ON ONLY temporal_versioning.accounts_history ") == true, "\(back)")
         #expect(back.statements.filter { $0.hasPrefix("CREATE INDEX CONCURRENTLY") }.count == 4, "today's and the three ahead: \(back)")

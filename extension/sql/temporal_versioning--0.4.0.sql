@@ -755,21 +755,31 @@ COMMENT ON FUNCTION temporal_versioning.sync_history_columns(integer, boolean) I
     'pg-temporal: bring a history table in step with its source table without losing any history';
 
 -- The plain btree indexes of `relation` on exactly these columns, in this
--- order (by name: a partition's attnums can differ from its parent's), with
--- whether each is valid and whether it is a partition of a partitioned
--- index. Expression, partial and INCLUDE indexes are not key indexes.
+-- order (by name: a partition's attnums can differ from its parent's), as
+-- CREATE INDEX ON relation (columns) makes them, with whether each is valid
+-- (an invalid one is a build that failed, or one still running: `building`)
+-- and whether it is a partition of a partitioned index. A UNIQUE,
+-- expression, partial or INCLUDE index, or one with another operator class,
+-- collation or order, is not a key index: it could not be attached to one.
 CREATE OR REPLACE FUNCTION temporal_versioning._key_indexes(relation regclass, columns name[])
-RETURNS TABLE (index regclass, valid boolean, attached boolean)
+RETURNS TABLE (index regclass, valid boolean, attached boolean, building boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT i.indexrelid::regclass, i.indisvalid, EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+    SELECT i.indexrelid::regclass, i.indisvalid, EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid),
+           EXISTS (SELECT FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
     WHERE i.indrelid = relation AND am.amname = 'btree' AND i.indexprs IS NULL AND i.indpred IS NULL
-      AND i.indnkeyatts = i.indnatts
+      AND i.indnkeyatts = i.indnatts AND NOT i.indisunique AND NOT i.indisexclusion
       AND (SELECT array_agg(a.attname ORDER BY k.ord)
            FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
            LEFT JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum) = columns
+      AND NOT EXISTS (
+           SELECT FROM unnest(i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[])
+                       AS k(attnum, opclass, coll, opt)
+           JOIN pg_attribute a ON a.attrelid = relation AND a.attnum = k.attnum
+           JOIN pg_opclass o ON o.oid = k.opclass
+           WHERE NOT o.opcdefault OR k.opt <> 0 OR k.coll <> a.attcollation)
     ORDER BY i.indexrelid;
 $$;
 
@@ -787,6 +797,23 @@ $$;
 
 COMMENT ON FUNCTION temporal_versioning._has_btree_index(regclass, name[]) IS
     'pg-temporal (internal): whether a relation has a valid btree index on exactly these columns';
+
+-- Whether a table (with its partitions) has a row.
+CREATE OR REPLACE FUNCTION temporal_versioning._has_rows(relation regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_one boolean;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', relation) INTO found_one;
+    RETURN found_one;
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._has_rows(regclass) IS
+    'pg-temporal (internal): whether a table has a row';
 
 -- The two indexes time travel needs: the key with temporal_id, for one row's
 -- history and the first change of a key after an instant; and a BRIN on
@@ -810,9 +837,12 @@ BEGIN
     history := format('temporal_versioning.%I', vt.history_table)::regclass;
 
     -- (Any key index of the partitioned history counts, valid or not: an
-    -- invalid one is being completed by key_index_step.)
+    -- invalid one is being completed by key_index_step. A partitioned
+    -- history that has rows gets its index from key_index_step too,
+    -- concurrently: this runs inside enable and the DDL of the table.)
     IF vt.options->>'history_key_index' IS DISTINCT FROM 'closed'
-       AND NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(history, vt.key_columns || 'temporal_id'::name)) THEN
+       AND NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(history, vt.key_columns || 'temporal_id'::name))
+       AND (NOT vt.options ? 'partition_history' OR NOT temporal_versioning._has_rows(history)) THEN
         EXECUTE format('CREATE INDEX ON %s (%s)', history,
                        (SELECT string_agg(format('%I', k), ', ' ORDER BY o)
                         FROM unnest(vt.key_columns || 'temporal_id'::name) WITH ORDINALITY AS u(k, o)));
@@ -4292,10 +4322,13 @@ COMMENT ON FUNCTION temporal_versioning.set_history_key_index(text, text, text) 
 -- time in line with its choice (set_history_key_index), or NULL when it is.
 -- Each is run on its own, outside a transaction block, and the function is
 -- asked again; a statement that failed (or was killed) is offered again, or
--- what it left behind is cleaned up first. With psql alone:
+-- what it left behind is cleaned up first (an index being built, by
+-- another run or by hand, is left alone). temporal maintain runs these under
+-- an advisory lock per table, so that two runs do not cross. With psql alone:
 --   SELECT temporal_versioning.key_index_step('public', 'events') \gexec
 -- until it returns nothing.
---   closed: on each closed partition and the DEFAULT one, a key index of its
+--   closed: no key index of its own on the current and coming partitions;
+--           on each closed partition and the DEFAULT one, a key index of its
 --           own (CREATE INDEX CONCURRENTLY), then DROP INDEX of the
 --           partitioned one (which drops its partitions' copies);
 --   all:    CREATE INDEX ON ONLY the history, then on each partition a key
@@ -4323,6 +4356,18 @@ BEGIN
     SELECT string_agg(format('%I', k), ', ' ORDER BY o) INTO key_list FROM unnest(key_names) WITH ORDINALITY AS u(k, o);
 
     IF vt.options->>'history_key_index' = 'closed' THEN
+        -- A key index of its own on the current or a coming partition (left
+        -- by 'all' half done, or by a build killed there) would be written.
+        FOR relation IN
+            SELECT format('temporal_versioning.%I', p.partition_name)::regclass
+            FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end > now()
+        LOOP
+            SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
+            WHERE NOT k.attached AND NOT k.building LIMIT 1;
+            IF index IS NOT NULL THEN
+                RETURN format('DROP INDEX CONCURRENTLY %s', index);
+            END IF;
+        END LOOP;
         FOR relation IN
             SELECT format('temporal_versioning.%I', p.partition_name)::regclass
             FROM temporal_versioning._history_partitions(vt) p WHERE p.range_end <= now()
@@ -4332,9 +4377,12 @@ BEGIN
             CONTINUE WHEN relation IS NULL;
             -- What a build that failed or was killed left: an invalid index.
             SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
-            WHERE NOT k.valid AND NOT k.attached LIMIT 1;
+            WHERE NOT k.valid AND NOT k.attached AND NOT k.building LIMIT 1;
             IF index IS NOT NULL THEN
                 RETURN format('DROP INDEX CONCURRENTLY %s', index);
+            END IF;
+            IF EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k WHERE k.building) THEN
+                RETURN NULL;    -- (another session is building it: the next run goes on)
             END IF;
             IF NOT EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k WHERE k.valid AND NOT k.attached) THEN
                 RETURN format('CREATE INDEX CONCURRENTLY ON %s (%s)', relation, key_list);
@@ -4357,7 +4405,7 @@ BEGIN
         CONTINUE WHEN EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k
                               JOIN pg_inherits h ON h.inhrelid = k.index AND h.inhparent = parent_index);
         SELECT k.index INTO index FROM temporal_versioning._key_indexes(relation, key_names) k
-        WHERE NOT k.valid AND NOT k.attached LIMIT 1;
+        WHERE NOT k.valid AND NOT k.attached AND NOT k.building LIMIT 1;
         IF index IS NOT NULL THEN
             RETURN format('DROP INDEX CONCURRENTLY %s', index);
         END IF;
@@ -4365,6 +4413,9 @@ BEGIN
         WHERE k.valid AND NOT k.attached LIMIT 1;
         IF index IS NOT NULL THEN
             RETURN format('ALTER INDEX %s ATTACH PARTITION %s', parent_index, index);
+        END IF;
+        IF EXISTS (SELECT FROM temporal_versioning._key_indexes(relation, key_names) k WHERE k.building) THEN
+            RETURN NULL;    -- (another session is building it: the next run goes on)
         END IF;
         RETURN format('CREATE INDEX CONCURRENTLY ON %s (%s)', relation, key_list);
     END LOOP;

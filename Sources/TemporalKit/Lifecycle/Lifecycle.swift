@@ -211,19 +211,37 @@ public struct Lifecycle {
         /// A statement left for the next run: it could not take its lock
         /// within the lock timeout (writers were holding the history).
         public var deferred: String?
+        /// Another session was moving this history's key index: nothing done.
+        public var busy = false
+        /// Why a statement failed (`alignKeyIndexes` only; `alignKeyIndex` throws).
+        public var error: String?
     }
 
     /// Puts the key index of a history partitioned by time where
     /// `Versioning.setHistoryKeyIndex` asked: runs the statements of
     /// temporal_versioning.key_index_step one at a time, outside any
-    /// transaction. Index builds are CREATE INDEX CONCURRENTLY (writers go
-    /// on; a build waits for the transactions older than it); the statements
-    /// that lock the history against writers (the partitioned index's DROP,
-    /// CREATE ON ONLY, ATTACH) wait at most `lockTimeout`, else are left for
-    /// the next run.
+    /// transaction, under an advisory lock of the table (a run that finds it
+    /// taken does nothing). Index builds are CREATE INDEX CONCURRENTLY
+    /// (writers go on; a build waits for the transactions older than it);
+    /// the statements that lock the history against writers (the
+    /// partitioned index's DROP, CREATE ON ONLY, ATTACH) wait at most
+    /// `lockTimeout`, else are left for the next run.
     @discardableResult
     public func alignKeyIndex(_ table: TableName, lockTimeout: String = "2s") throws -> KeyIndexAlignment {
         var alignment = KeyIndexAlignment(table: table, statements: [])
+        guard try connection.query("""
+            SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('pg-temporal key index'),
+                                                   pg_catalog.hashtext(pg_catalog.format('%I.%I', $1::pg_catalog.text, $2::pg_catalog.text)))
+            """, [table.schema, table.name]).scalar == "t" else {
+            alignment.busy = true
+            return alignment
+        }
+        defer {
+            _ = try? connection.query("""
+                SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pg-temporal key index'),
+                                                     pg_catalog.hashtext(pg_catalog.format('%I.%I', $1::pg_catalog.text, $2::pg_catalog.text)))
+                """, [table.schema, table.name])
+        }
         while let step = try connection.query("SELECT temporal_versioning.key_index_step($1, $2)", [table.schema, table.name]).scalar {
             guard !alignment.statements.contains(step) else {
                 throw PostgresError(kind: .server, sqlState: SQLState.objectNotInPrerequisiteState,
@@ -232,7 +250,7 @@ public struct Lifecycle {
             }
             let locking = !step.contains(" CONCURRENTLY ")
             do {
-                if locking { try connection.execute("SET lock_timeout = '\(lockTimeout)'") }
+                if locking { try connection.query("SELECT pg_catalog.set_config('lock_timeout', $1, false)", [lockTimeout]) }
                 defer { if locking { _ = try? connection.execute("RESET lock_timeout") } }
                 try connection.execute(step)
             } catch let error as PostgresError where error.sqlState == "55P03" && locking {
@@ -244,7 +262,9 @@ public struct Lifecycle {
         return alignment
     }
 
-    /// `alignKeyIndex` for every enabled history partitioned by time.
+    /// `alignKeyIndex` for every enabled history partitioned by time; a
+    /// table whose statement fails is reported in its `error`, and the
+    /// others go on.
     @discardableResult
     public func alignKeyIndexes(lockTimeout: String = "2s") throws -> [KeyIndexAlignment] {
         try connection.query("""
@@ -253,7 +273,12 @@ public struct Lifecycle {
             FROM temporal_versioning.versioned_tables v
             WHERE v.enabled AND v.options ? 'partition_history' ORDER BY v.id
             """).rows.map { row in
-            try alignKeyIndex(TableName(schema: row[0] ?? "", name: row[1] ?? "", qualified: row[2] ?? ""), lockTimeout: lockTimeout)
+            let table = TableName(schema: row[0] ?? "", name: row[1] ?? "", qualified: row[2] ?? "")
+            do {
+                return try alignKeyIndex(table, lockTimeout: lockTimeout)
+            } catch let error as PostgresError where error.kind == .server {
+                return KeyIndexAlignment(table: table, statements: [], error: error.psqlDescription)
+            }
         }
     }
 
@@ -262,9 +287,14 @@ public struct Lifecycle {
     /// builds the key index of the periods that ended (where it is on
     /// closed partitions only): for cron or a systemd timer. Safe to run at
     /// any time, and again.
-    public func maintain() throws -> [PruneResult] {
+    ///
+    /// A history whose key index could not be moved is handed to
+    /// `keyIndexProblem` (and left for the next run); retention goes on.
+    public func maintain(keyIndexProblem: (KeyIndexAlignment) -> Void = { _ in }) throws -> [PruneResult] {
         try ensureHistoryPartitions()
-        try alignKeyIndexes()
+        for alignment in try alignKeyIndexes() where alignment.error != nil {
+            keyIndexProblem(alignment)
+        }
         var results: [PruneResult] = []
         for status in try retentionStatus() {
             guard let due = status.dueFloor else {
