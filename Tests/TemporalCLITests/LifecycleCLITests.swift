@@ -224,6 +224,52 @@ struct LifecycleCLITests {
         #expect(try setup.db.count("SELECT count(*) FROM temporal_versioning.retention_policies") == 0)
     }
 
+    @Test("enable --key-index closed; maintain moves a key index, and reports one it could not move after applying retention", .timeLimit(.minutes(2)))
+    func keyIndexOnClosedPartitions() throws {
+        let setup = try Setup()
+        let db = setup.db
+        try db.execute("CREATE TABLE orders (id int PRIMARY KEY, amount int)")
+        let withoutPartitions = try setup.run(["enable", "orders", "--key-index", "closed"])
+        #expect(withoutPartitions.status != 0 && withoutPartitions.stderr.contains("--partition-history"), "\(withoutPartitions)")
+        let unknown = try setup.run(["enable", "orders", "--partition-history", "daily", "--key-index", "lazy"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("all or closed"), "\(unknown)")
+        #expect(try db.count("SELECT count(*) FROM temporal_versioning.versioned_tables WHERE table_name = 'orders'") == 0)
+
+        let enabled = try setup.run(["enable", "orders", "--partition-history", "daily", "--key-index", "closed"])
+        #expect(enabled.status == 0 && enabled.stdout.contains("key index on closed partitions only"), "\(enabled)")
+        let keyIndexes = { (relation: String) -> Int in
+            try db.count("SELECT count(*) FROM temporal_versioning._key_indexes('temporal_versioning.\(relation)', '{id,temporal_id}')")
+        }
+        #expect(try keyIndexes("orders_history") == 0 && keyIndexes("orders_history_default") == 1)
+        try db.execute("INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g")
+
+        // Back to 'all', but a DBA's event trigger refuses CREATE INDEX; a
+        // retention policy is due meanwhile.
+        try db.execute("""
+            SELECT temporal_versioning.set_history_key_index('public', 'orders', 'all');
+            CREATE FUNCTION refuse_index() RETURNS event_trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'indexes are built by the DBA team'; END $$;
+            CREATE EVENT TRIGGER refuse_index ON ddl_command_start WHEN TAG IN ('CREATE INDEX') EXECUTE FUNCTION refuse_index();
+            """)
+        try setup.changes(rows: 50, rounds: 1)
+        Thread.sleep(forTimeInterval: 2.2)
+        #expect(try setup.run(["retention", "set", "events", "--keep", "2s", "--archive-dir", setup.directory]).status == 0)
+        let refused = try setup.run(["maintain", "--format", "json"])
+        #expect(refused.status != 0, "\(refused)")
+        #expect(refused.stderr.contains("public.orders") && refused.stderr.contains("indexes are built by the DBA team"), "\(refused)")
+        let pruned = try parseJSON(refused.stdout) as? [[String: Any]] ?? []
+        #expect(pruned.count == 1 && pruned.first?["rows_deleted"] as? Int == 100, "retention was applied (50 inserts, 50 updates): \(refused)")
+        #expect(try keyIndexes("orders_history") == 0)
+
+        try db.execute("DROP EVENT TRIGGER refuse_index")
+        let again = try setup.run(["maintain"])
+        #expect(again.status == 0, "\(again)")
+        #expect(try db.value("""
+            SELECT bool_and(temporal_versioning._has_btree_index(t.relid, '{id,temporal_id}'))::text
+            FROM pg_partition_tree('temporal_versioning.orders_history') t
+            """) == "true")
+    }
+
     @Test("bad prunes are refused with a clear error and change nothing", .timeLimit(.minutes(2)))
     func refusals() throws {
         let setup = try Setup()
