@@ -213,8 +213,10 @@ struct Maintain: DatabaseCommand {
               */15 * * * *  temporal maintain --db service=app
             Each table with a policy is pruned to now minus its --keep, archiving into its \
             directory. Histories partitioned by time (enable --partition-history) get their \
-            partitions for the next three periods. Prints one line per prune; nothing when \
-            nothing was due.
+            partitions for the next three periods, and, with --key-index closed, the key index \
+            of each period that ended (CREATE INDEX CONCURRENTLY). Prints one line per prune; \
+            nothing when nothing was due. Exits 1, after applying retention, when a history's \
+            key index could not be moved where it was asked.
             """)
 
     @OptionGroup var connection: ConnectionOptions
