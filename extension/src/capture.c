@@ -846,8 +846,9 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 	/* As the PL/pgSQL path's INSERT, whose function runs as the history's owner. */
 	writer->owner = RelationGetForm(writer->parent != NULL ? writer->parent : writer->history)->relowner;
 	/*
-	 * The history's checks, planned once; a partition converted to plans its
-	 * own (ExecConstraints does, in the statement's memory).
+	 * The history's checks, planned once. For a partition whose rows are
+	 * converted, ExecConstraints plans the partition's own, in the
+	 * statement's memory.
 	 */
 	if (target->check_exprs != NULL && (writer->parent == NULL || target->leaf_layout == LEAF_SAME))
 	{
