@@ -50,6 +50,7 @@
  */
 #include "postgres.h"
 
+#include "access/brin.h"
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -60,8 +61,10 @@
 #include "access/xlog.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am_d.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -665,7 +668,6 @@ call_fallback(CaptureTarget *target, FunctionCallInfo fcinfo)
 	return result;
 }
 
-static void insert_index_entries(ResultRelInfo *rri, EState *estate, TupleTableSlot *slot);
 
 /*
  * Rows a statement of many buffers before writing them with one
@@ -703,7 +705,12 @@ typedef struct HistoryWriter
 	BulkInsertState bistate;
 	MemoryContext context;		/* where the batch's slots live */
 	Oid			owner;			/* the history's: constraints run as it */
+	int			ntx_ranges;		/* the last indexes of rri: minmax BRIN on
+								 * temporal_tx_id (writer_index_entries) */
+	BlockNumber last_range[INDEX_MAX_KEYS]; /* the range each was last given */
 } HistoryWriter;
+
+static void writer_index_entries(HistoryWriter *writer, TupleTableSlot *slot);
 
 /*
  * The partition of a history partitioned by time that a row of this instant
@@ -786,6 +793,60 @@ partition_layout(Relation parent, Relation leaf)
 }
 
 /*
+ * BRIN on temporal_tx_id. Every row a writer writes has the same
+ * temporal_tx_id, so once one row of a block range has gone into a minmax
+ * BRIN index, the range's summary holds the value and the next rows of the
+ * range would leave it as it is (brininsert merges a value into the range's
+ * summary, or does nothing for a range not summarised yet; a summarisation
+ * under way reads the rows already in the heap). Such indexes are moved to the
+ * end of the writer's index list, where writer_index_entries gives them one
+ * row per range instead of every row: the same index, fewer lookups.
+ */
+static bool
+is_tx_minmax(Relation index, IndexInfo *info, AttrNumber tx_attno)
+{
+	static Oid	minmax_family = InvalidOid;
+
+	if (index->rd_rel->relam != BRIN_AM_OID || info->ii_NumIndexAttrs != 1 ||
+		info->ii_IndexAttrNumbers[0] != tx_attno || info->ii_Expressions != NIL ||
+		info->ii_Predicate != NIL || info->ii_ExclusionOps != NULL || index->rd_opcintype[0] != INT8OID)
+		return false;
+	if (!OidIsValid(minmax_family))
+		minmax_family = get_opclass_family(GetDefaultOpClass(INT8OID, BRIN_AM_OID));
+	return OidIsValid(minmax_family) && index->rd_opfamily[0] == minmax_family;
+}
+
+static void
+find_tx_ranges(HistoryWriter *writer, AttrNumber tx_attno)
+{
+	ResultRelInfo *rri = writer->rri;
+	int			last = rri->ri_NumIndices;
+
+	writer->ntx_ranges = 0;
+	if (tx_attno == InvalidAttrNumber)
+		return;
+	for (int i = 0; i < last; i++)
+	{
+		if (writer->ntx_ranges == INDEX_MAX_KEYS ||
+			!is_tx_minmax(rri->ri_IndexRelationDescs[i], rri->ri_IndexRelationInfo[i], tx_attno))
+			continue;
+		/* To the end, in the place of the last one not moved yet. */
+		last--;
+		{
+			Relation	index = rri->ri_IndexRelationDescs[i];
+			IndexInfo  *info = rri->ri_IndexRelationInfo[i];
+
+			rri->ri_IndexRelationDescs[i] = rri->ri_IndexRelationDescs[last];
+			rri->ri_IndexRelationInfo[i] = rri->ri_IndexRelationInfo[last];
+			rri->ri_IndexRelationDescs[last] = index;
+			rri->ri_IndexRelationInfo[last] = info;
+		}
+		writer->last_range[writer->ntx_ranges++] = InvalidBlockNumber;
+		i--;					/* the one moved into i is looked at next */
+	}
+}
+
+/*
  * Opens what a capture writes. False when the rows of this statement are
  * for the PL/pgSQL function (a partitioned history's partition it cannot
  * write); nothing is left open then.
@@ -842,6 +903,9 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 	writer->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(writer->rri, writer->history, 0, writer->parent_rri, 0);
 	ExecOpenIndices(writer->rri, false);
+	/* (A conversion map means the partition's columns sit elsewhere.) */
+	find_tx_ranges(writer, writer->map == NULL ? target->tx_attno :
+				   get_attnum(RelationGetRelid(writer->history), "temporal_tx_id"));
 	writer->check_constraints = RelationGetDescr(writer->history)->constr != NULL;
 	/* As the PL/pgSQL path's INSERT, whose function runs as the history's owner. */
 	writer->owner = RelationGetForm(writer->parent != NULL ? writer->parent : writer->history)->relowner;
@@ -900,7 +964,7 @@ writer_flush(HistoryWriter *writer)
 	table_multi_insert(writer->history, writer->batch, writer->batched, writer->cid, 0, writer->bistate);
 	for (int i = 0; i < writer->batched; i++)
 	{
-		insert_index_entries(writer->rri, writer->estate, writer->batch[i]);
+		writer_index_entries(writer, writer->batch[i]);
 		ResetPerTupleExprContext(writer->estate);
 		ExecClearTuple(writer->batch[i]);
 	}
@@ -941,6 +1005,40 @@ insert_index_entries(ResultRelInfo *rri, EState *estate, TupleTableSlot *slot)
 	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 #endif
 	list_free(recheck);
+}
+
+/*
+ * A written row's index entries: all of them as INSERT makes them, but the
+ * minmax BRIN indexes on temporal_tx_id (find_tx_ranges) only for the first
+ * row of each block range. The first row of a range's first page still goes
+ * in, so that autosummarize asks for the range before it as INSERT would.
+ */
+static void
+writer_index_entries(HistoryWriter *writer, TupleTableSlot *slot)
+{
+	ResultRelInfo *rri = writer->rri;
+	int			all = rri->ri_NumIndices;
+	int			others = all - writer->ntx_ranges;
+	BlockNumber block = ItemPointerGetBlockNumber(&slot->tts_tid);
+	bool		range_start = ItemPointerGetOffsetNumber(&slot->tts_tid) == FirstOffsetNumber;
+
+	rri->ri_NumIndices = others;
+	insert_index_entries(rri, writer->estate, slot);
+	rri->ri_NumIndices = all;
+	for (int i = others; i < all; i++)
+	{
+		Relation	index = rri->ri_IndexRelationDescs[i];
+		BlockNumber per_range = BrinGetPagesPerRange(index);
+		BlockNumber range = block / per_range;
+		Datum		value = Int64GetDatum(writer->tx_id);
+		bool		isnull = false;
+
+		if (range == writer->last_range[i - others] && !(range_start && block % per_range == 0))
+			continue;
+		index_insert(index, &value, &isnull, &slot->tts_tid, writer->history, UNIQUE_CHECK_NO, false,
+					 rri->ri_IndexRelationInfo[i]);
+		writer->last_range[i - others] = range;
+	}
 }
 
 static void
@@ -1022,7 +1120,8 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 	writer->written++;
 	if (writer->batch == NULL)
 	{
-		insert_with_indexes(writer->history, writer->rri, writer->estate, slot, writer->cid);
+		table_tuple_insert(writer->history, slot, writer->cid, 0, NULL);
+		writer_index_entries(writer, slot);
 		ResetPerTupleExprContext(writer->estate);
 		return;
 	}
