@@ -158,6 +158,16 @@ struct HistoryPartitionTests {
         // most the lock timeout and is left for later; every partition
         // still has an index meanwhile.
         #expect(try versioning.setHistoryKeyIndex(table, .closed))
+        // temporal status shows the choice, and the step that moves the indexes next.
+        let status = { (name: TableName) throws -> (String?, String?, String?) in
+            let row = try versioning.status(name).first
+            return (row?["partitioned_by"] ?? nil, row?["key_index"] ?? nil, row?["key_index_step"] ?? nil)
+        }
+        let pending = try status(table)
+        #expect(pending.0 == "daily" && pending.1 == "closed", "\(pending)")
+        #expect(pending.2?.hasPrefix("CREATE INDEX CONCURRENTLY ON temporal_versioning.accounts_history_default") == true, "\(pending)")
+        let plainStatus = try status(plain)
+        #expect(plainStatus.0 == nil && plainStatus.1 == "all" && plainStatus.2 == nil, "\(plainStatus)")
         let writer = try database.connect()
         try writer.execute("BEGIN; UPDATE accounts SET note = 'held' WHERE id = 1")
         let held = try lifecycle.alignKeyIndex(table, lockTimeout: "200ms")
@@ -170,6 +180,8 @@ struct HistoryPartitionTests {
         var indexed = try keyIndexed(db)
         #expect(indexed["accounts_history"] == false && indexed["accounts_history_default"] == true)
         #expect(indexed.filter { $0.value }.count == 1, "the default partition alone: \(indexed)")
+        let aligned = try status(table)
+        #expect(aligned.1 == "closed" && aligned.2 == nil, "\(aligned)")
 
         // Two days later (aged): maintain makes that day's partition, closed, and indexes it.
         try age(db, days: 2)
@@ -180,6 +192,17 @@ struct HistoryPartitionTests {
         let today = try db.value("SELECT 'accounts_history_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")!
         #expect(indexed[agedDay] == true && indexed[today] == false, "\(indexed)")
         #expect(try db.count("SELECT count(*) FROM temporal_versioning.\(agedDay)") == 3001)
+
+        // What a build that failed or was killed leaves, an invalid index,
+        // is dropped concurrently and the partition's index built again.
+        let agedIndex = try db.value("""
+            SELECT k.index::text FROM temporal_versioning._key_indexes('temporal_versioning.\(agedDay)', ARRAY['id', 'temporal_id']::name[]) k
+            """)!
+        try db.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = '\(agedIndex)'::regclass")
+        #expect(try keyIndexed(db)[agedDay] == false)
+        let rebuilt = try lifecycle.alignKeyIndex(table)
+        #expect(rebuilt.statements == ["DROP INDEX CONCURRENTLY \(agedIndex)", "CREATE INDEX CONCURRENTLY ON temporal_versioning.\(agedDay) (id, temporal_id)"], "\(rebuilt)")
+        #expect(try keyIndexed(db)[agedDay] == true)
 
         // A key index of its own on the current partition (by hand here; or
         // left by a switch to 'all' half done) goes, concurrently: writes

@@ -1606,7 +1606,8 @@ $$;
 COMMENT ON FUNCTION temporal_versioning.history_growth(text, text, integer) IS
     'pg-temporal: changes and (estimated) bytes per day of a history over the last days';
 
--- (0.3.0 added the floor and the last week's changes.)
+-- (0.3.0 added the floor and the last week's changes; 0.4.0 the partitioning
+-- of the history and where its key index is, with the next step to move it.)
 DROP FUNCTION IF EXISTS temporal_versioning.list_temporal_tables();
 DROP FUNCTION IF EXISTS temporal_versioning.get_temporal_status(text, text);
 
@@ -1668,7 +1669,10 @@ RETURNS TABLE (
     schema_changes   bigint,
     history_floor    timestamptz,
     changes_7d       bigint,
-    growth_7d        jsonb)
+    growth_7d        jsonb,
+    partitioned_by   text,
+    key_index        text,
+    key_index_step   text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1699,7 +1703,11 @@ BEGIN
                $1.history_floor,
                coalesce(sum(p.changes) FILTER (WHERE t.valid_from >= now() - interval '7 days'), 0)::bigint,
                (SELECT jsonb_agg(jsonb_build_object('day', g.day, 'changes', g.changes, 'bytes_estimate', g.bytes_estimate) ORDER BY g.day)
-                FROM temporal_versioning.history_growth($1.schema_name, $1.table_name, 7) g)
+                FROM temporal_versioning.history_growth($1.schema_name, $1.table_name, 7) g),
+               $1.options->>'partition_history',
+               coalesce($1.options->>'history_key_index', 'all'),
+               CASE WHEN $1.options ? 'partition_history' AND $1.table_oid IS NOT NULL
+                    THEN temporal_versioning.key_index_step($1.schema_name, $1.table_name) END
         FROM per_transaction p
         LEFT JOIN temporal_versioning.transactions t ON t.tx_id = p.temporal_tx_id
     $q$, vt.history_table) USING vt;
