@@ -682,6 +682,9 @@ call_fallback(CaptureTarget *target, FunctionCallInfo fcinfo)
  * state: the page it fills stays pinned, in a ring of its own buffers. */
 #define HISTORY_BULK_ROWS 1000
 
+/* At most this many BRIN indexes of a history get one row per range. */
+#define MAX_TX_RANGES 8
+
 /* Where one capture writes: the history (or its partition) with its indexes. */
 typedef struct HistoryWriter
 {
@@ -707,7 +710,8 @@ typedef struct HistoryWriter
 	Oid			owner;			/* the history's: constraints run as it */
 	int			ntx_ranges;		/* the last indexes of rri: minmax BRIN on
 								 * temporal_tx_id (writer_index_entries) */
-	BlockNumber last_range[INDEX_MAX_KEYS]; /* the range each was last given */
+	BlockNumber range_pages[MAX_TX_RANGES]; /* each one's pages per range */
+	BlockNumber last_range[MAX_TX_RANGES];	/* the range each was last given */
 } HistoryWriter;
 
 static void writer_index_entries(HistoryWriter *writer, TupleTableSlot *slot);
@@ -798,16 +802,19 @@ partition_layout(Relation parent, Relation leaf)
  * BRIN index, the range's summary holds the value and the next rows of the
  * range would leave it as it is (brininsert merges a value into the range's
  * summary, or does nothing for a range not summarised yet; a summarisation
- * under way reads the rows already in the heap). Such indexes are moved to the
- * end of the writer's index list, where writer_index_entries gives them one
- * row per range instead of every row: the same index, fewer lookups.
+ * under way reads the rows already in the heap, or takes later values into
+ * its placeholder; a range desummarised is read whole until summarised again
+ * from the heap). Such indexes are moved to the end of the writer's index
+ * list, where writer_index_entries gives them one row per range instead of
+ * every row: the same index, fewer lookups.
  */
 static bool
 is_tx_minmax(Relation index, IndexInfo *info, AttrNumber tx_attno)
 {
 	static Oid	minmax_family = InvalidOid;
 
-	if (index->rd_rel->relam != BRIN_AM_OID || info->ii_NumIndexAttrs != 1 ||
+	/* (An index still being built concurrently is not written at all.) */
+	if (index->rd_rel->relam != BRIN_AM_OID || !info->ii_ReadyForInserts || info->ii_NumIndexAttrs != 1 ||
 		info->ii_IndexAttrNumbers[0] != tx_attno || info->ii_Expressions != NIL ||
 		info->ii_Predicate != NIL || info->ii_ExclusionOps != NULL || index->rd_opcintype[0] != INT8OID)
 		return false;
@@ -816,34 +823,63 @@ is_tx_minmax(Relation index, IndexInfo *info, AttrNumber tx_attno)
 	return OidIsValid(minmax_family) && index->rd_opfamily[0] == minmax_family;
 }
 
+/*
+ * Moves the writer's minmax BRIN indexes on temporal_tx_id to the end of its
+ * index list, the others keeping their order (the order INSERT checks unique
+ * indexes in), and notes each one's range size.
+ */
 static void
 find_tx_ranges(HistoryWriter *writer, AttrNumber tx_attno)
 {
 	ResultRelInfo *rri = writer->rri;
-	int			last = rri->ri_NumIndices;
+	int			n = rri->ri_NumIndices;
+	Relation   *descs;
+	IndexInfo **infos;
+	bool	   *moved;
+	int			at = 0;
 
 	writer->ntx_ranges = 0;
-	if (tx_attno == InvalidAttrNumber)
+	if (tx_attno == InvalidAttrNumber || n == 0)
 		return;
-	for (int i = 0; i < last; i++)
-	{
-		if (writer->ntx_ranges == INDEX_MAX_KEYS ||
-			!is_tx_minmax(rri->ri_IndexRelationDescs[i], rri->ri_IndexRelationInfo[i], tx_attno))
-			continue;
-		/* To the end, in the place of the last one not moved yet. */
-		last--;
+	moved = palloc0(sizeof(bool) * n);
+	for (int i = 0; i < n; i++)
+		if (writer->ntx_ranges < MAX_TX_RANGES &&
+			is_tx_minmax(rri->ri_IndexRelationDescs[i], rri->ri_IndexRelationInfo[i], tx_attno))
 		{
-			Relation	index = rri->ri_IndexRelationDescs[i];
-			IndexInfo  *info = rri->ri_IndexRelationInfo[i];
-
-			rri->ri_IndexRelationDescs[i] = rri->ri_IndexRelationDescs[last];
-			rri->ri_IndexRelationInfo[i] = rri->ri_IndexRelationInfo[last];
-			rri->ri_IndexRelationDescs[last] = index;
-			rri->ri_IndexRelationInfo[last] = info;
+			moved[i] = true;
+			writer->ntx_ranges++;
 		}
-		writer->last_range[writer->ntx_ranges++] = InvalidBlockNumber;
-		i--;					/* the one moved into i is looked at next */
+	if (writer->ntx_ranges == 0)
+	{
+		pfree(moved);
+		return;
 	}
+	descs = palloc(sizeof(Relation) * n);
+	infos = palloc(sizeof(IndexInfo *) * n);
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < n; i++)
+			if (moved[i] == (pass == 1))
+			{
+				descs[at] = rri->ri_IndexRelationDescs[i];
+				infos[at++] = rri->ri_IndexRelationInfo[i];
+			}
+	memcpy(rri->ri_IndexRelationDescs, descs, sizeof(Relation) * n);
+	memcpy(rri->ri_IndexRelationInfo, infos, sizeof(IndexInfo *) * n);
+	for (int k = 0; k < writer->ntx_ranges; k++)
+	{
+		BrinStatsData stats;
+
+		/*
+		 * The range size the index was built with, from its metapage: an
+		 * ALTER INDEX SET (pages_per_range) takes effect only on REINDEX.
+		 */
+		brinGetStats(rri->ri_IndexRelationDescs[n - writer->ntx_ranges + k], &stats);
+		writer->range_pages[k] = Max(stats.pagesPerRange, 1);
+		writer->last_range[k] = InvalidBlockNumber;
+	}
+	pfree(descs);
+	pfree(infos);
+	pfree(moved);
 }
 
 /*
@@ -903,9 +939,6 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 	writer->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(writer->rri, writer->history, 0, writer->parent_rri, 0);
 	ExecOpenIndices(writer->rri, false);
-	/* (A conversion map means the partition's columns sit elsewhere.) */
-	find_tx_ranges(writer, writer->map == NULL ? target->tx_attno :
-				   get_attnum(RelationGetRelid(writer->history), "temporal_tx_id"));
 	writer->check_constraints = RelationGetDescr(writer->history)->constr != NULL;
 	/* As the PL/pgSQL path's INSERT, whose function runs as the history's owner. */
 	writer->owner = RelationGetForm(writer->parent != NULL ? writer->parent : writer->history)->relowner;
@@ -952,6 +985,14 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 		if (expected_rows >= HISTORY_BULK_ROWS)
 			writer->bistate = GetBulkInsertState();
 	}
+	/*
+	 * For statements of many rows. (A conversion map means the partition's
+	 * columns sit elsewhere.)
+	 */
+	writer->ntx_ranges = 0;
+	if (expected_rows > 1)
+		find_tx_ranges(writer, writer->map == NULL ? target->tx_attno :
+					   get_attnum(RelationGetRelid(writer->history), "temporal_tx_id"));
 	return true;
 }
 
@@ -1028,7 +1069,7 @@ writer_index_entries(HistoryWriter *writer, TupleTableSlot *slot)
 	for (int i = others; i < all; i++)
 	{
 		Relation	index = rri->ri_IndexRelationDescs[i];
-		BlockNumber per_range = BrinGetPagesPerRange(index);
+		BlockNumber per_range = writer->range_pages[i - others];
 		BlockNumber range = block / per_range;
 		Datum		value = Int64GetDatum(writer->tx_id);
 		bool		isnull = false;
