@@ -10,8 +10,8 @@ struct Status: DatabaseCommand {
             updates, deletes and truncates captured (counted exactly, which reads the \
             whole history), the first and last change, the history's size, how many \
             schema changes were followed, and for a history partitioned by time its \
-            period, where its key index is (all or closed partitions) and the next \
-            statement that temporal maintain runs to move it.
+            period, where its key index is (all or closed partitions) and, while the \
+            table is versioned, the next statement that temporal maintain runs to move it.
 
             Examples:
               temporal status public.customers

@@ -1705,8 +1705,9 @@ BEGIN
                (SELECT jsonb_agg(jsonb_build_object('day', g.day, 'changes', g.changes, 'bytes_estimate', g.bytes_estimate) ORDER BY g.day)
                 FROM temporal_versioning.history_growth($1.schema_name, $1.table_name, 7) g),
                $1.options->>'partition_history',
-               coalesce($1.options->>'history_key_index', 'all'),
-               CASE WHEN $1.options ? 'partition_history' AND $1.table_oid IS NOT NULL
+               CASE WHEN $1.options ? 'partition_history' THEN coalesce($1.options->>'history_key_index', 'all') END,
+               -- (what maintain, which aligns the tables versioned now, runs next)
+               CASE WHEN $1.options ? 'partition_history' AND $1.enabled AND $1.table_oid IS NOT NULL
                     THEN temporal_versioning.key_index_step($1.schema_name, $1.table_name) END
         FROM per_transaction p
         LEFT JOIN temporal_versioning.transactions t ON t.tx_id = p.temporal_tx_id

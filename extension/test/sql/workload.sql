@@ -129,7 +129,12 @@ DELETE FROM temporal_versioning.brinned_history WHERE id % 3 = 0;
 -- (VACUUM summarises the ranges not summarised yet.)
 VACUUM (TRUNCATE false) temporal_versioning.brinned_history;
 ALTER INDEX temporal_versioning.brinned_history_temporal_tx_id_idx SET (pages_per_range = 128);
+CREATE TEMP TABLE pages_before AS
+    SELECT pg_relation_size('temporal_versioning.brinned_history') / current_setting('block_size')::int AS pages;
 DELETE FROM brinned WHERE id <= 250;
+-- (Its rows went into summarised ranges, pages VACUUM freed, and not only new ones.)
+SELECT count(*) FILTER (WHERE (h.ctid::text::point)[0] < b.pages) > 0 AS into_summarised_ranges
+FROM temporal_versioning.brinned_history h, pages_before b WHERE h.temporal_operation = 'D';
 SELECT * FROM pg_temp.through_brin();
 SELECT temporal_versioning.disable_temporal_versioning('public', 'brinned', true);
 DROP TABLE brinned;
