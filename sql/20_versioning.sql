@@ -397,10 +397,14 @@ BEGIN
                                 FROM temporal_versioning.versioned_tables v WHERE v.history_table = history_name),
                       HINT = 'Choose another suffix (--suffix), or drop the old history: temporal disable --drop-history';
         END IF;
+        -- temporal_id's sequence moves by 32 a nextval: the C capture path
+        -- takes a statement's ids a block at a time, from one nextval to the
+        -- next (next_history_id in extension/src/capture.c); the PL/pgSQL
+        -- path takes one nextval per row. Either way the ids only grow.
         IF partition_history IS NULL THEN
             EXECUTE format(
                 'CREATE TABLE temporal_versioning.%I ('
-                '  temporal_id bigint GENERATED ALWAYS AS IDENTITY,'
+                '  temporal_id bigint GENERATED ALWAYS AS IDENTITY (INCREMENT BY 32),'
                 '  temporal_tx_id bigint NOT NULL,'
                 '  temporal_operation "char" NOT NULL CHECK (temporal_operation IN (''I'', ''U'', ''D'', ''T'')))',
                 history_name);
@@ -415,7 +419,7 @@ BEGIN
                                 quote_ident(source.nspname), quote_ident(source.relname)
                     USING ERRCODE = 'duplicate_column';
             END IF;
-            EXECUTE format('CREATE SEQUENCE temporal_versioning.%I', history_name || '_seq');
+            EXECUTE format('CREATE SEQUENCE temporal_versioning.%I INCREMENT BY 32', history_name || '_seq');
             EXECUTE format(
                 'CREATE TABLE temporal_versioning.%I ('
                 '  temporal_id bigint NOT NULL DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass),'

@@ -200,7 +200,7 @@ struct ExtensionTests {
         // statement's rows come in the order it met them, which is the
         // source's physical order, and the two tables' layouts may differ
         // (page pruning depends on what other sessions of the cluster hold
-        // back). Which temporal_ids the histories took is compared apart.
+        // back). The order of their temporal_ids is compared apart.
         let order = "h.temporal_tx_id, h.id, h.temporal_id"
         let compare = { (history: String) -> [String] in
             try connection.column("""
@@ -209,12 +209,29 @@ struct ExtensionTests {
                 FROM temporal_versioning.\(history) h ORDER BY \(order)
                 """).map { $0 ?? "" }
         }
+        // The ids order the changes alike: the same transaction and
+        // operation at each rank. (Not the same values: the sequence moves by
+        // 32 a nextval; the C path gives a statement's rows a block's values
+        // in turn, the PL/pgSQL path takes a nextval per row.)
         let ids = { (history: String) -> [String] in
             try connection.column("""
-                SELECT (h.temporal_id - min(h.temporal_id) OVER ()) || '|' || h.temporal_tx_id
+                SELECT h.temporal_tx_id || '|' || h.temporal_operation::text
                 FROM temporal_versioning.\(history) h ORDER BY h.temporal_id
                 """).map { $0 ?? "" }
         }
+        // Within a transaction, the C path's ids are blocks of consecutive
+        // values, each starting where a nextval put the sequence; the
+        // PL/pgSQL path's are 32 apart (or a multiple, past the rows of a
+        // savepoint rolled back).
+        let steps = { (history: String) -> [String] in
+            try connection.column("""
+                SELECT DISTINCT (h.temporal_id - lag(h.temporal_id) OVER (PARTITION BY h.temporal_tx_id ORDER BY h.temporal_id))::text
+                FROM temporal_versioning.\(history) h ORDER BY 1
+                """).compactMap { $0 }
+        }
+        #expect(try steps("with_sql_history").allSatisfy { (Int($0) ?? 0) > 0 && (Int($0) ?? 0) % 32 == 0 })
+        #expect(try steps("with_c_history").contains("1"))
+        #expect(try steps("with_c_history").allSatisfy { (Int($0) ?? 0) >= 1 })
         // The C path did the work (a library that handed every statement to
         // PL/pgSQL would pass the comparisons below and prove nothing).
         let paths = try connection.column("SELECT in_c || ',' || handed_to_plpgsql FROM temporal_versioning._capture_c_statements()")

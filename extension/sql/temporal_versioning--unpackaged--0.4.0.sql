@@ -272,6 +272,37 @@ $migration_0005$;
 END
 $do$;
 
+-- 0006_history_id_blocks.sql, unless it is installed already.
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT FROM temporal_versioning.installed_migrations WHERE version = 6) THEN
+        EXECUTE $migration_0006$
+-- 0006: the temporal_id sequence of every history moves by 32 a nextval, as
+-- enable now makes it: the C capture path takes a statement's ids a block at
+-- a time (one nextval per 32 rows); the PL/pgSQL path one nextval per row.
+-- Existing ids stay as they are and new ones keep growing. A sequence whose
+-- increment someone changed from 1 is left alone.
+DO $m0006$
+DECLARE
+    seq regclass;
+BEGIN
+    FOR seq IN
+        SELECT pg_catalog.pg_get_serial_sequence(format('temporal_versioning.%I', vt.history_table), 'temporal_id')::regclass
+          FROM temporal_versioning.versioned_tables vt
+         WHERE pg_catalog.to_regclass(format('temporal_versioning.%I', vt.history_table)) IS NOT NULL
+    LOOP
+        IF seq IS NOT NULL AND (SELECT s.seqincrement FROM pg_catalog.pg_sequence s WHERE s.seqrelid = seq) = 1 THEN
+            EXECUTE format('ALTER SEQUENCE %s INCREMENT BY 32', seq);
+        END IF;
+    END LOOP;
+END
+$m0006$;
+$migration_0006$;
+        INSERT INTO temporal_versioning.installed_migrations (version, name) VALUES (6, '0006_history_id_blocks.sql');
+    END IF;
+END
+$do$;
+
 -- 00_common.sql
 -- Shared pieces: the installed version, lookups of versioned tables, and the
 -- schema-change journal. Every function here is replaced on each install.
@@ -1390,10 +1421,14 @@ BEGIN
                                 FROM temporal_versioning.versioned_tables v WHERE v.history_table = history_name),
                       HINT = 'Choose another suffix (--suffix), or drop the old history: temporal disable --drop-history';
         END IF;
+        -- temporal_id's sequence moves by 32 a nextval: the C capture path
+        -- takes a statement's ids a block at a time, from one nextval to the
+        -- next (next_history_id in extension/src/capture.c); the PL/pgSQL
+        -- path takes one nextval per row. Either way the ids only grow.
         IF partition_history IS NULL THEN
             EXECUTE format(
                 'CREATE TABLE temporal_versioning.%I ('
-                '  temporal_id bigint GENERATED ALWAYS AS IDENTITY,'
+                '  temporal_id bigint GENERATED ALWAYS AS IDENTITY (INCREMENT BY 32),'
                 '  temporal_tx_id bigint NOT NULL,'
                 '  temporal_operation "char" NOT NULL CHECK (temporal_operation IN (''I'', ''U'', ''D'', ''T'')))',
                 history_name);
@@ -1408,7 +1443,7 @@ BEGIN
                                 quote_ident(source.nspname), quote_ident(source.relname)
                     USING ERRCODE = 'duplicate_column';
             END IF;
-            EXECUTE format('CREATE SEQUENCE temporal_versioning.%I', history_name || '_seq');
+            EXECUTE format('CREATE SEQUENCE temporal_versioning.%I INCREMENT BY 32', history_name || '_seq');
             EXECUTE format(
                 'CREATE TABLE temporal_versioning.%I ('
                 '  temporal_id bigint NOT NULL DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass),'

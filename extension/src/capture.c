@@ -63,6 +63,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/sequence.h"
@@ -133,6 +134,8 @@ typedef struct CaptureTarget
 	int			nchecks;		/* CHECK constraints of the history */
 	Expr	  **check_exprs;	/* each one planned, NULL for one not
 								 * enforced; NULL: none */
+	bool	   *check_op_only;	/* each one reads temporal_operation only, with
+								 * immutable functions */
 } CaptureTarget;
 
 /* How the rows formed for a partitioned history fit one of its partitions. */
@@ -437,15 +440,23 @@ prepare_checks(CaptureTarget *target, Relation history)
 	old = MemoryContextSwitchTo(target->context);
 	target->nchecks = constr->num_check;
 	target->check_exprs = palloc0(sizeof(Expr *) * constr->num_check);
+	target->check_op_only = palloc0(sizeof(bool) * constr->num_check);
 	for (int i = 0; i < constr->num_check; i++)
 	{
 		ConstrCheck *check = &constr->check[i];
+		Node	   *expr;
+		Bitmapset  *attnos = NULL;
 
 #if PG_VERSION_NUM >= 180000
 		if (!check->ccenforced)
 			continue;
 #endif
-		target->check_exprs[i] = expression_planner((Expr *) list_make1(stringToNode(check->ccbin)));
+		expr = stringToNode(check->ccbin);
+		pull_varattnos(expr, 1, &attnos);
+		target->check_op_only[i] =
+			bms_equal(attnos, bms_make_singleton(target->op_attno - FirstLowInvalidHeapAttributeNumber)) &&
+			!contain_mutable_functions(expr);
+		target->check_exprs[i] = expression_planner((Expr *) list_make1(expr));
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -712,6 +723,15 @@ typedef struct HistoryWriter
 								 * temporal_tx_id (writer_index_entries) */
 	BlockNumber range_pages[MAX_TX_RANGES]; /* each one's pages per range */
 	BlockNumber last_range[MAX_TX_RANGES];	/* the range each was last given */
+	int64		next_id;		/* the next temporal_id of this capture's
+								 * block (next_history_id) ... */
+	int64		ids_left;		/* ... and how many are left in it */
+	int64		id_block;		/* the sequence's increment (0: not read yet) */
+	int64		id_max;			/* and its maximum */
+	ExprState **checks_all;		/* the history's checks, planned here (NULL:
+								 * ExecConstraints plans them) ... */
+	ExprState **checks_lean;	/* ... without those on temporal_operation only */
+	bool		lean_for[3];	/* those passed for a row of I, U, D */
 } HistoryWriter;
 
 static void writer_index_entries(HistoryWriter *writer, TupleTableSlot *slot);
@@ -882,6 +902,17 @@ find_tx_ranges(HistoryWriter *writer, AttrNumber tx_attno)
 	pfree(moved);
 }
 
+/* The check states ExecConstraints evaluates for rri's relation. */
+static void
+set_check_states(ResultRelInfo *rri, ExprState **states)
+{
+#if PG_VERSION_NUM >= 180000
+	rri->ri_CheckConstraintExprs = states;
+#else
+	rri->ri_ConstraintExprs = states;
+#endif
+}
+
 /*
  * Opens what a capture writes. False when the rows of this statement are
  * for the PL/pgSQL function (a partitioned history's partition it cannot
@@ -947,6 +978,9 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 	 * converted, ExecConstraints plans the partition's own, in the
 	 * statement's memory.
 	 */
+	writer->checks_all = NULL;
+	writer->checks_lean = NULL;
+	memset(writer->lean_for, 0, sizeof(writer->lean_for));
 	if (target->check_exprs != NULL && (writer->parent == NULL || target->leaf_layout == LEAF_SAME))
 	{
 		MemoryContext old = MemoryContextSwitchTo(writer->estate->es_query_cxt);
@@ -961,12 +995,17 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 			if (target->check_exprs[i] != NULL)
 				states[i] = ExecInitCheck((List *) target->check_exprs[i], NULL);
 		SetUserIdAndSecContext(saved_user, saved_context);
+		/*
+		 * A check that reads temporal_operation only, with immutable
+		 * functions, gives every row of an operation the same answer: once a
+		 * row of it passed them all, its next rows are checked without those.
+		 */
+		writer->checks_all = states;
+		writer->checks_lean = palloc0(sizeof(ExprState *) * target->nchecks);
+		for (int i = 0; i < target->nchecks; i++)
+			writer->checks_lean[i] = target->check_op_only[i] ? NULL : states[i];
 		MemoryContextSwitchTo(old);
-#if PG_VERSION_NUM >= 180000
-		writer->rri->ri_CheckConstraintExprs = states;
-#else
-		writer->rri->ri_ConstraintExprs = states;
-#endif
+		set_check_states(writer->rri, states);
 	}
 	writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->history), &TTSOpsVirtual);
 	writer->cid = GetCurrentCommandId(true);
@@ -989,6 +1028,10 @@ writer_open(HistoryWriter *writer, CaptureTarget *target, uint64 expected_rows)
 	 * For statements of many rows. (A conversion map means the partition's
 	 * columns sit elsewhere.)
 	 */
+	writer->next_id = 0;
+	writer->ids_left = 0;
+	writer->id_block = 0;
+	writer->id_max = PG_INT64_MAX;
 	writer->ntx_ranges = 0;
 	if (expected_rows > 1)
 		find_tx_ranges(writer, writer->map == NULL ? target->tx_attno :
@@ -1090,6 +1133,55 @@ insert_with_indexes(Relation relation, ResultRelInfo *rri, EState *estate, Tuple
 }
 
 /*
+ * The next temporal_id. Each nextval of the history's sequence, which moves
+ * it by its increment (32 for a history made by enable), gives this capture
+ * the values from the one returned up to the next one's: the rows of one
+ * statement take them in turn, one nextval per block. A block is used only
+ * by the capture that drew it, and what is left of it is dropped with the
+ * writer, so a later change still takes a larger value than every change it
+ * follows, as with a nextval per row: values are drawn while this capture
+ * runs, after the statement took its row locks, and never kept for a later
+ * statement (whose changes could follow another session's). The PL/pgSQL path
+ * draws a block per row.
+ */
+static int64
+next_history_id(HistoryWriter *writer, CaptureTarget *target)
+{
+	if (writer->ids_left > 0)
+	{
+		writer->ids_left--;
+		return ++writer->next_id;
+	}
+	writer->next_id = nextval_internal(target->sequence_relid, false);
+	if (writer->id_block == 0)
+	{
+		/*
+		 * Read after the first nextval: it locked the sequence for the rest
+		 * of the transaction (ALTER SEQUENCE waits for that lock, and the
+		 * syscache saw what had committed before it).
+		 */
+		HeapTuple	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(target->sequence_relid));
+
+		writer->id_block = 1;
+		writer->id_max = PG_INT64_MAX;
+		if (HeapTupleIsValid(tuple))
+		{
+			Form_pg_sequence form = (Form_pg_sequence) GETSTRUCT(tuple);
+
+			if (form->seqincrement > 1)
+				writer->id_block = form->seqincrement;
+			writer->id_max = form->seqmax;
+			ReleaseSysCache(tuple);
+		}
+	}
+	/* The block, but nothing past the sequence's maximum. */
+	writer->ids_left = Min(writer->id_block - 1, writer->id_max - writer->next_id);
+	if (writer->ids_left < 0)
+		writer->ids_left = 0;
+	return writer->next_id;
+}
+
+/*
  * One history row: temporal_id from the identity sequence, the transaction,
  * the operation, and the given source values (all of them, or only the key).
  */
@@ -1121,7 +1213,7 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 	natts = slot->tts_tupleDescriptor->natts;
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, true, sizeof(bool) * natts);
-	slot->tts_values[target->id_attno - 1] = Int64GetDatum(nextval_internal(target->sequence_relid, false));
+	slot->tts_values[target->id_attno - 1] = Int64GetDatum(next_history_id(writer, target));
 	slot->tts_isnull[target->id_attno - 1] = false;
 	slot->tts_values[target->tx_attno - 1] = Int64GetDatum(writer->tx_id);
 	slot->tts_isnull[target->tx_attno - 1] = false;
@@ -1152,11 +1244,19 @@ write_history_row(HistoryWriter *writer, CaptureTarget *target, char operation,
 		int			saved_context;
 
 		/* (An error here is unwound by the transaction's abort.) */
+		int			op_index = operation == 'I' ? 0 : operation == 'U' ? 1 : operation == 'D' ? 2 : -1;
+		bool		lean = writer->checks_all != NULL && op_index >= 0 && writer->lean_for[op_index];
+
 		GetUserIdAndSecContext(&saved_user, &saved_context);
 		SetUserIdAndSecContext(writer->owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+		if (writer->checks_all != NULL)
+			set_check_states(writer->rri, lean ? writer->checks_lean : writer->checks_all);
 		ExecConstraints(writer->rri, slot, writer->estate);
 		SetUserIdAndSecContext(saved_user, saved_context);
 		ResetPerTupleExprContext(writer->estate);
+		/* (ExecConstraints returns only when every check passed.) */
+		if (writer->checks_all != NULL && op_index >= 0)
+			writer->lean_for[op_index] = true;
 	}
 	writer->written++;
 	if (writer->batch == NULL)
@@ -1190,14 +1290,24 @@ open_transition(Tuplestorestate *store, TupleDesc desc, int *pointer)
 	return MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 }
 
+/* The next row, its first natts attributes deformed (all for -1). */
 static bool
-next_row(Tuplestorestate *store, int pointer, TupleTableSlot *slot)
+next_row_attrs(Tuplestorestate *store, int pointer, TupleTableSlot *slot, int natts)
 {
 	tuplestore_select_read_pointer(store, pointer);
 	if (!tuplestore_gettupleslot(store, true, false, slot))
 		return false;
-	slot_getallattrs(slot);
+	if (natts < 0)
+		slot_getallattrs(slot);
+	else
+		slot_getsomeattrs(slot, natts);
 	return true;
+}
+
+static bool
+next_row(Tuplestorestate *store, int pointer, TupleTableSlot *slot)
+{
+	return next_row_attrs(store, pointer, slot, -1);
 }
 
 static bool
@@ -1253,8 +1363,16 @@ capture_rows(HistoryWriter *writer, CaptureTarget *target, TupleDesc desc, Tuple
 {
 	int			pointer;
 	TupleTableSlot *slot = open_transition(rows, desc, &pointer);
+	int			natts = -1;
 
-	while (next_row(rows, pointer, slot))
+	/* An INSERT keeps only the key: the attributes up to its last. */
+	if (operation == 'I')
+	{
+		natts = 0;
+		for (int k = 0; k < target->nkeys; k++)
+			natts = Max(natts, target->key_attno[k]);
+	}
+	while (next_row_attrs(rows, pointer, slot, natts))
 	{
 		MemoryContext old = MemoryContextSwitchTo(per_row);
 

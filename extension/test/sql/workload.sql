@@ -62,6 +62,28 @@ SELECT coalesce(current_setting('temporal.context_emitted', true), '') AS emitte
 COMMIT;
 SELECT temporal_versioning.disable_temporal_versioning('public', 'checked', true);
 DROP TABLE checked;
+-- A check that reads temporal_operation alone gives every row of a kind the
+-- same answer: the C path checks the first row of each kind in a statement
+-- with it, the next ones without it. A kind it refuses still gets
+-- PostgreSQL's error; every other check still sees every row (here the last
+-- row of the statement breaks one).
+CREATE TABLE gated (id int PRIMARY KEY, amount int);
+SELECT temporal_versioning.enable_temporal_versioning('public', 'gated');
+INSERT INTO gated SELECT g, CASE WHEN g = 50 THEN 2000 ELSE g END FROM generate_series(1, 50) g;
+ALTER TABLE temporal_versioning.gated_history ADD CONSTRAINT no_deletes CHECK (temporal_operation <> 'D');
+ALTER TABLE temporal_versioning.gated_history ADD CONSTRAINT amount_small CHECK (amount < 1000);
+\set VERBOSITY terse
+UPDATE gated SET amount = amount + 1;
+UPDATE gated SET amount = amount + 1 WHERE id < 50;
+DELETE FROM gated WHERE id > 10 AND id < 50;
+\set VERBOSITY default
+SELECT count(*) AS rows_left, sum(amount) AS amounts FROM gated;
+SELECT temporal_operation, count(*) FROM temporal_versioning.gated_history GROUP BY 1 ORDER BY 1;
+ALTER TABLE temporal_versioning.gated_history DROP CONSTRAINT no_deletes;
+DELETE FROM gated WHERE id > 10 AND id < 50;
+SELECT temporal_operation, count(*) FROM temporal_versioning.gated_history GROUP BY 1 ORDER BY 1;
+SELECT temporal_versioning.disable_temporal_versioning('public', 'gated', true);
+DROP TABLE gated;
 -- A history partitioned by time: a transaction's rows go to the partition
 -- of its start (the C path finds it as the executor's routing does), with
 -- temporal_at the transaction's start. With the key index on closed
@@ -87,6 +109,13 @@ SELECT h.tableoid = format('temporal_versioning.ledger_history_%s', to_char(now(
 FROM temporal_versioning.ledger_history h JOIN temporal_versioning.transactions t ON t.tx_id = h.temporal_tx_id
 GROUP BY 1, 2 ORDER BY 2;
 SELECT temporal_operation, id, amount, memo FROM temporal_versioning.ledger_history WHERE id IN (7, 1495) ORDER BY temporal_id;
+-- temporal_id's sequence moves by 32 a nextval. The C path gives a
+-- statement's rows the values of each nextval's block in turn (step 1, no
+-- other session drawing here); the PL/pgSQL path a nextval per row (step 32).
+SELECT s.seqincrement FROM pg_sequence s
+WHERE s.seqrelid = pg_get_serial_sequence('temporal_versioning.ledger_history', 'temporal_id')::regclass;
+SELECT temporal_operation, count(*), (max(temporal_id) - min(temporal_id)) / (count(*) - 1) AS step
+FROM temporal_versioning.ledger_history WHERE temporal_operation IN ('I', 'D') GROUP BY 1 ORDER BY 1;
 SELECT temporal_versioning.disable_temporal_versioning('public', 'ledger', true);
 DROP TABLE ledger;
 -- The history's BRIN index on temporal_tx_id finds every transaction's rows
