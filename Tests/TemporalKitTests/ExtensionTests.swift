@@ -338,6 +338,42 @@ struct ExtensionTests {
             """) == "n1/true")
     }
 
+    @Test("a history's temporal_id sequence altered after the C path took a block of ids: later ids are still new and larger")
+    func sequenceAlteredAfterABlock() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        try requireExtension(connection)
+        _ = try Installer.install(on: connection, method: .extension)
+        try connection.execute("CREATE TABLE items (id int PRIMARY KEY, n int)")
+        try Versioning(connection: connection).enable(try TableResolver.resolve("public.items", on: connection))
+        let history = "temporal_versioning.items_history"
+        let maxID = { try connection.count("SELECT max(temporal_id) FROM \(history)") }
+        // One statement's ids are contiguous: a nextval per 32 rows.
+        try connection.execute("INSERT INTO items SELECT g, 0 FROM generate_series(1, 100) g")
+        #expect(try connection.count("SELECT max(temporal_id) - min(temporal_id) + 1 FROM \(history)") == 100)
+        // Each statement uses 20 ids of its last block; then the sequence is
+        // altered: to a lower increment, back, and restarted just past the
+        // value its last nextval returned (as a DBA reading the sequence might).
+        let sequence = try connection.value("SELECT pg_get_serial_sequence('\(history)', 'temporal_id')") ?? ""
+        var n = 0
+        for alteration in ["SET INCREMENT BY 1", "SET INCREMENT BY 32", "RESTART WITH"] {
+            n += 1
+            try connection.execute("UPDATE items SET n = \(n) WHERE id <= 20")
+            let before = try maxID()
+            let next = alteration.hasPrefix("RESTART") ? " \(try connection.count("SELECT last_value + 1 FROM \(sequence)"))" : ""
+            try connection.execute("ALTER TABLE \(history) ALTER COLUMN temporal_id \(alteration)\(next)")
+            try connection.execute("INSERT INTO items SELECT g, 0 FROM generate_series(\(100 + n * 100), \(100 + n * 100 + 39)) g")
+            #expect(try connection.count("SELECT min(temporal_id) FROM \(history) WHERE id >= \(100 + n * 100)") > before, "after: \(alteration)")
+        }
+        #expect(try connection.count("SELECT count(*) - count(DISTINCT temporal_id) FROM \(history)") == 0)
+        // Each key's changes in the order they were made.
+        #expect(try connection.count("""
+            SELECT count(*) FROM (SELECT temporal_operation AS op, lag(temporal_operation) OVER (PARTITION BY id ORDER BY temporal_id) AS before
+                                  FROM \(history)) s
+            WHERE (op = 'I' AND before IS NOT NULL) OR (op = 'U' AND before IS NULL)
+            """) == 0)
+    }
+
     // MARK: helpers
 
     /// Fails the test, saying what to run, when the server lacks the extension.

@@ -280,8 +280,10 @@ BEGIN
 -- 0006: the temporal_id sequence of every history moves by 32 a nextval, as
 -- enable now makes it: the C capture path takes a statement's ids a block at
 -- a time (one nextval per 32 rows); the PL/pgSQL path one nextval per row.
--- Existing ids stay as they are and new ones keep growing. A sequence whose
--- increment someone changed from 1 is left alone.
+-- Existing ids stay as they are and new ones keep growing. Left alone, and
+-- written one id per nextval as before: a sequence whose increment someone
+-- changed from 1, one with a cache (its backends hand out values they drew
+-- before), and one this role does not own (with a WARNING).
 DO $m0006$
 DECLARE
     seq regclass;
@@ -291,9 +293,14 @@ BEGIN
           FROM temporal_versioning.versioned_tables vt
          WHERE pg_catalog.to_regclass(format('temporal_versioning.%I', vt.history_table)) IS NOT NULL
     LOOP
-        IF seq IS NOT NULL AND (SELECT s.seqincrement FROM pg_catalog.pg_sequence s WHERE s.seqrelid = seq) = 1 THEN
-            EXECUTE format('ALTER SEQUENCE %s INCREMENT BY 32', seq);
+        CONTINUE WHEN seq IS NULL
+            OR NOT EXISTS (SELECT FROM pg_catalog.pg_sequence s WHERE s.seqrelid = seq AND s.seqincrement = 1 AND s.seqcache = 1);
+        IF NOT pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = seq), 'USAGE') THEN
+            RAISE WARNING 'sequence % keeps its increment of 1: only its owner can change it', seq
+                USING HINT = format('As its owner: ALTER SEQUENCE %s INCREMENT BY 32 (the C capture path then takes 32 ids a nextval)', seq);
+            CONTINUE;
         END IF;
+        EXECUTE format('ALTER SEQUENCE %s INCREMENT BY 32', seq);
     END LOOP;
 END
 $m0006$;
@@ -1971,6 +1978,26 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._follow_capture_state(temporal_versioning.versioned_tables, name, name) IS
     'pg-temporal (internal): journal capture triggers being turned off and on, and restart the history when they are back';
 
+-- Moves a history's temporal_id sequence 31 values on, past the block of ids
+-- the C capture path may have taken from its last nextval (never past its
+-- maximum). The caller holds a lock that keeps nextval out.
+CREATE OR REPLACE FUNCTION temporal_versioning._skip_id_block(seq regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    last bigint;
+    called boolean;
+BEGIN
+    EXECUTE format('SELECT last_value, is_called FROM %s', seq) INTO last, called;
+    PERFORM pg_catalog.setval(seq, least(last + 31, (SELECT s.seqmax FROM pg_catalog.pg_sequence s WHERE s.seqrelid = seq)), called);
+END
+$$;
+
+COMMENT ON FUNCTION temporal_versioning._skip_id_block(regclass) IS
+    'pg-temporal: move a history''s temporal_id sequence past the ids the C capture path may have taken from its last nextval';
+
 CREATE OR REPLACE FUNCTION temporal_versioning.on_alter_table()
 RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -2010,6 +2037,25 @@ BEGIN
                   HINT = format('Turn versioning off first: temporal disable %I.%I', vt.schema_name, vt.table_name);
     END IF;
 
+    -- A history's temporal_id sequence altered (ALTER SEQUENCE, or ALTER
+    -- TABLE ... ALTER COLUMN temporal_id SET on an identity): the C capture
+    -- path may have given out up to 31 values past the sequence's last one
+    -- (one nextval, a block of ids: next_history_id in capture.c), which a
+    -- lower increment or a RESTART would give out again. The sequence moves
+    -- past them (31 ids lost); its lock, held by the ALTER, keeps every
+    -- nextval out meanwhile.
+    FOR altered IN
+        SELECT s.seq FROM (
+            SELECT pg_catalog.pg_get_serial_sequence(format('temporal_versioning.%I', v.history_table), 'temporal_id')::regclass AS seq,
+                   pg_catalog.to_regclass(format('temporal_versioning.%I', v.history_table)) AS history
+            FROM temporal_versioning.versioned_tables v
+            WHERE pg_catalog.to_regclass(format('temporal_versioning.%I', v.history_table)) IS NOT NULL) s
+        WHERE s.seq IS NOT NULL
+          AND EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c
+                      WHERE c.classid = 'pg_class'::regclass AND c.objid IN (s.seq, s.history))
+    LOOP
+        PERFORM temporal_versioning._skip_id_block(altered::regclass);
+    END LOOP;
     -- The tables altered, and the tables of the triggers created or altered
     -- (CREATE OR REPLACE TRIGGER could swap a capture trigger's function).
     FOR altered IN
@@ -2209,7 +2255,7 @@ BEGIN
     DROP EVENT TRIGGER IF EXISTS temporal_versioning_alter_table;
     DROP EVENT TRIGGER IF EXISTS temporal_versioning_sql_drop;
     CREATE EVENT TRIGGER temporal_versioning_alter_table ON ddl_command_end
-        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
+        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER', 'ALTER SEQUENCE')
         EXECUTE FUNCTION temporal_versioning.on_alter_table();
     CREATE EVENT TRIGGER temporal_versioning_sql_drop ON sql_drop
         EXECUTE FUNCTION temporal_versioning.on_sql_drop();

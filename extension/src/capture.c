@@ -64,6 +64,7 @@
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_sequence.h"
+#include "common/int.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/sequence.h"
@@ -688,6 +689,8 @@ call_fallback(CaptureTarget *target, FunctionCallInfo fcinfo)
  * its row straight away.
  */
 #define HISTORY_BATCH_ROWS 1000
+/* The most temporal_ids one nextval gives a capture (next_history_id). */
+#define HISTORY_ID_BLOCK 32
 #define HISTORY_BATCH_BYTES 65536
 /* From this many rows on, a statement also writes through a bulk-insert
  * state: the page it fills stays pinned, in a ring of its own buffers. */
@@ -1135,7 +1138,9 @@ insert_with_indexes(Relation relation, ResultRelInfo *rri, EState *estate, Tuple
 /*
  * The next temporal_id. Each nextval of the history's sequence, which moves
  * it by its increment (32 for a history made by enable), gives this capture
- * the values from the one returned up to the next one's: the rows of one
+ * the values from the one returned up to the next one's (at most
+ * HISTORY_ID_BLOCK of them; on_alter_table moves a history's sequence past
+ * that many when it is altered, say to a lower increment): the rows of one
  * statement take them in turn, one nextval per block. A block is used only
  * by the capture that drew it, and what is left of it is dropped with the
  * writer, so a later change still takes a larger value than every change it
@@ -1147,6 +1152,8 @@ insert_with_indexes(Relation relation, ResultRelInfo *rri, EState *estate, Tuple
 static int64
 next_history_id(HistoryWriter *writer, CaptureTarget *target)
 {
+	int64		last;
+
 	if (writer->ids_left > 0)
 	{
 		writer->ids_left--;
@@ -1168,16 +1175,20 @@ next_history_id(HistoryWriter *writer, CaptureTarget *target)
 		{
 			Form_pg_sequence form = (Form_pg_sequence) GETSTRUCT(tuple);
 
-			if (form->seqincrement > 1)
-				writer->id_block = form->seqincrement;
+			/*
+			 * Not with a cache: nextval then hands out values this backend
+			 * drew earlier, moving by the increment of that time.
+			 */
+			if (form->seqcache == 1 && form->seqincrement > 1)
+				writer->id_block = Min(form->seqincrement, HISTORY_ID_BLOCK);
 			writer->id_max = form->seqmax;
 			ReleaseSysCache(tuple);
 		}
 	}
 	/* The block, but nothing past the sequence's maximum. */
-	writer->ids_left = Min(writer->id_block - 1, writer->id_max - writer->next_id);
-	if (writer->ids_left < 0)
-		writer->ids_left = 0;
+	writer->ids_left = writer->id_block - 1;
+	if (pg_add_s64_overflow(writer->next_id, writer->ids_left, &last) || last > writer->id_max)
+		writer->ids_left = writer->next_id < writer->id_max ? writer->id_max - writer->next_id : 0;
 	return writer->next_id;
 }
 

@@ -62,16 +62,19 @@ SELECT coalesce(current_setting('temporal.context_emitted', true), '') AS emitte
 COMMIT;
 SELECT temporal_versioning.disable_temporal_versioning('public', 'checked', true);
 DROP TABLE checked;
--- A check that reads temporal_operation alone gives every row of a kind the
--- same answer: the C path checks the first row of each kind in a statement
--- with it, the next ones without it. A kind it refuses still gets
--- PostgreSQL's error; every other check still sees every row (here the last
--- row of the statement breaks one).
+-- A check that reads temporal_operation alone, with immutable functions,
+-- gives every row of a kind the same answer: the C path checks the first row
+-- of each kind in a statement with it, the next ones without it. A kind it
+-- refuses still gets PostgreSQL's error; a check that reads another column
+-- too still sees every row (the statement's last row breaks one), and so
+-- does one with a volatile function (it counts the rows it saw).
 CREATE TABLE gated (id int PRIMARY KEY, amount int);
 SELECT temporal_versioning.enable_temporal_versioning('public', 'gated');
 INSERT INTO gated SELECT g, CASE WHEN g = 50 THEN 2000 ELSE g END FROM generate_series(1, 50) g;
+CREATE SEQUENCE gate_calls;
 ALTER TABLE temporal_versioning.gated_history ADD CONSTRAINT no_deletes CHECK (temporal_operation <> 'D');
-ALTER TABLE temporal_versioning.gated_history ADD CONSTRAINT amount_small CHECK (amount < 1000);
+ALTER TABLE temporal_versioning.gated_history ADD CONSTRAINT small_updates CHECK (temporal_operation <> 'U' OR amount < 1000);
+ALTER TABLE temporal_versioning.gated_history ADD CONSTRAINT counted CHECK (temporal_operation <> 'X' AND nextval('gate_calls') > 0);
 \set VERBOSITY terse
 UPDATE gated SET amount = amount + 1;
 UPDATE gated SET amount = amount + 1 WHERE id < 50;
@@ -79,11 +82,15 @@ DELETE FROM gated WHERE id > 10 AND id < 50;
 \set VERBOSITY default
 SELECT count(*) AS rows_left, sum(amount) AS amounts FROM gated;
 SELECT temporal_operation, count(*) FROM temporal_versioning.gated_history GROUP BY 1 ORDER BY 1;
+SELECT setval('gate_calls', 1, false) AS counting_from;
+UPDATE gated SET amount = amount + 1 WHERE id <= 10;
+SELECT last_value AS rows_counted FROM gate_calls;
 ALTER TABLE temporal_versioning.gated_history DROP CONSTRAINT no_deletes;
 DELETE FROM gated WHERE id > 10 AND id < 50;
 SELECT temporal_operation, count(*) FROM temporal_versioning.gated_history GROUP BY 1 ORDER BY 1;
 SELECT temporal_versioning.disable_temporal_versioning('public', 'gated', true);
 DROP TABLE gated;
+DROP SEQUENCE gate_calls;
 -- A history partitioned by time: a transaction's rows go to the partition
 -- of its start (the C path finds it as the executor's routing does), with
 -- temporal_at the transaction's start. With the key index on closed
@@ -110,12 +117,23 @@ FROM temporal_versioning.ledger_history h JOIN temporal_versioning.transactions 
 GROUP BY 1, 2 ORDER BY 2;
 SELECT temporal_operation, id, amount, memo FROM temporal_versioning.ledger_history WHERE id IN (7, 1495) ORDER BY temporal_id;
 -- temporal_id's sequence moves by 32 a nextval. The C path gives a
--- statement's rows the values of each nextval's block in turn (step 1, no
--- other session drawing here); the PL/pgSQL path a nextval per row (step 32).
+-- statement's rows the values of each nextval's block in turn (no other
+-- session draws here, so a statement's ids are contiguous); the PL/pgSQL
+-- path a nextval per row (32 apart).
 SELECT s.seqincrement FROM pg_sequence s
 WHERE s.seqrelid = pg_get_serial_sequence('temporal_versioning.ledger_history', 'temporal_id')::regclass;
-SELECT temporal_operation, count(*), (max(temporal_id) - min(temporal_id)) / (count(*) - 1) AS step
+SELECT temporal_operation, count(*), max(temporal_id) - min(temporal_id) + 1 = count(*) AS contiguous,
+       (max(temporal_id) - min(temporal_id)) / (count(*) - 1) AS step
 FROM temporal_versioning.ledger_history WHERE temporal_operation IN ('I', 'D') GROUP BY 1 ORDER BY 1;
+-- Altering the sequence (here to a lower increment) first moves it past the
+-- block its last nextval gave, which a statement of 20 rows used part of:
+-- the ids after it are still new, and larger.
+UPDATE ledger SET amount = amount + 1 WHERE id <= 20;
+ALTER SEQUENCE temporal_versioning.ledger_history_seq INCREMENT BY 1;
+INSERT INTO ledger SELECT g, g, 'late' FROM generate_series(2001, 2040) g;
+SELECT count(*) = count(DISTINCT temporal_id) AS ids_unique,
+       min(temporal_id) FILTER (WHERE id > 2000) > max(temporal_id) FILTER (WHERE id <= 2000) AS later_ids_larger
+FROM temporal_versioning.ledger_history;
 SELECT temporal_versioning.disable_temporal_versioning('public', 'ledger', true);
 DROP TABLE ledger;
 -- The history's BRIN index on temporal_tx_id finds every transaction's rows
