@@ -365,6 +365,25 @@ struct ExtensionTests {
             try connection.execute("INSERT INTO items SELECT g, 0 FROM generate_series(\(100 + n * 100), \(100 + n * 100 + 39)) g")
             #expect(try connection.count("SELECT min(temporal_id) FROM \(history) WHERE id >= \(100 + n * 100)") > before, "after: \(alteration)")
         }
+        // DDL on the history that leaves the sequence alone does not move it
+        // (nothing would keep another session's nextval out meanwhile).
+        let last = try connection.count("SELECT last_value FROM \(sequence)")
+        try connection.execute("ALTER TABLE \(history) SET (fillfactor = 90)")
+        #expect(try connection.count("SELECT last_value FROM \(sequence)") == last)
+        // An increment above 32: blocks of 32 ids a nextval.
+        try connection.execute("ALTER TABLE \(history) ALTER COLUMN temporal_id SET INCREMENT BY 100")
+        try connection.execute("INSERT INTO items SELECT g, 0 FROM generate_series(1000, 1099) g")
+        #expect(try connection.column("""
+            SELECT count(*)::text FROM \(history) WHERE id >= 1000
+            GROUP BY (temporal_id - (SELECT min(temporal_id) FROM \(history) WHERE id >= 1000)) / 100 ORDER BY count(*)
+            """).compactMap { $0 } == ["4", "32", "32", "32"])
+        // A cache: one id a nextval (the backend hands out values it drew before).
+        try connection.execute("ALTER TABLE \(history) ALTER COLUMN temporal_id SET INCREMENT BY 32 SET CACHE 20")
+        try connection.execute("INSERT INTO items SELECT g, 0 FROM generate_series(2000, 2009) g")
+        #expect(try connection.column("""
+            SELECT DISTINCT s.step::text FROM (SELECT temporal_id - lag(temporal_id) OVER (ORDER BY temporal_id) AS step
+                                               FROM \(history) WHERE id >= 2000) s WHERE s.step IS NOT NULL
+            """).compactMap { $0 } == ["32"])
         #expect(try connection.count("SELECT count(*) - count(DISTINCT temporal_id) FROM \(history)") == 0)
         // Each key's changes in the order they were made.
         #expect(try connection.count("""

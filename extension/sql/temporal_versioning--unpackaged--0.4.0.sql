@@ -1978,9 +1978,11 @@ $$;
 COMMENT ON FUNCTION temporal_versioning._follow_capture_state(temporal_versioning.versioned_tables, name, name) IS
     'pg-temporal (internal): journal capture triggers being turned off and on, and restart the history when they are back';
 
--- Moves a history's temporal_id sequence 31 values on, past the block of ids
--- the C capture path may have taken from its last nextval (never past its
--- maximum). The caller holds a lock that keeps nextval out.
+-- Moves a history's temporal_id sequence at least 31 values on, past the
+-- block of ids the C capture path may have taken from its last nextval
+-- (never past its maximum), by drawing values: it never moves back, whatever
+-- other sessions draw meanwhile. A descending sequence is left alone (the C
+-- path takes one id a nextval from it).
 CREATE OR REPLACE FUNCTION temporal_versioning._skip_id_block(seq regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -1988,10 +1990,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     last bigint;
-    called boolean;
+    target numeric;
+    s pg_catalog.pg_sequence;
 BEGIN
-    EXECUTE format('SELECT last_value, is_called FROM %s', seq) INTO last, called;
-    PERFORM pg_catalog.setval(seq, least(last + 31, (SELECT s.seqmax FROM pg_catalog.pg_sequence s WHERE s.seqrelid = seq)), called);
+    SELECT * INTO s FROM pg_catalog.pg_sequence q WHERE q.seqrelid = seq;
+    IF NOT FOUND OR s.seqincrement <= 0 THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT last_value FROM %s', seq) INTO last;
+    -- (In numeric: nothing overflows near the ends of bigint.)
+    target := least(last::numeric + 31, s.seqmax);
+    LOOP
+        -- At its maximum, a nextval would fail the user's statement.
+        EXIT WHEN last::numeric + s.seqincrement > s.seqmax;
+        last := pg_catalog.nextval(seq);
+        EXIT WHEN last >= target;
+    END LOOP;
 END
 $$;
 
@@ -2037,25 +2051,32 @@ BEGIN
                   HINT = format('Turn versioning off first: temporal disable %I.%I', vt.schema_name, vt.table_name);
     END IF;
 
-    -- A history's temporal_id sequence altered (ALTER SEQUENCE, or ALTER
-    -- TABLE ... ALTER COLUMN temporal_id SET on an identity): the C capture
-    -- path may have given out up to 31 values past the sequence's last one
-    -- (one nextval, a block of ids: next_history_id in capture.c), which a
-    -- lower increment or a RESTART would give out again. The sequence moves
-    -- past them (31 ids lost); its lock, held by the ALTER, keeps every
-    -- nextval out meanwhile.
+    -- A sequence a history's temporal_id is drawn from, altered (ALTER
+    -- SEQUENCE; ALTER TABLE ... ALTER COLUMN temporal_id SET or RESTART on an
+    -- identity, which reports the sequence too): the C capture path may have
+    -- given out up to 31 values past the sequence's last one (one nextval, a
+    -- block of ids: next_history_id in capture.c), which a lower increment or
+    -- a RESTART would give out again. The sequence moves past them (31 ids
+    -- lost). The sequence is found as the C path finds it: the history's
+    -- identity, or the sequence of its column default.
     FOR altered IN
-        SELECT s.seq FROM (
-            SELECT pg_catalog.pg_get_serial_sequence(format('temporal_versioning.%I', v.history_table), 'temporal_id')::regclass AS seq,
-                   pg_catalog.to_regclass(format('temporal_versioning.%I', v.history_table)) AS history
-            FROM temporal_versioning.versioned_tables v
-            WHERE pg_catalog.to_regclass(format('temporal_versioning.%I', v.history_table)) IS NOT NULL) s
-        WHERE s.seq IS NOT NULL
-          AND EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c
-                      WHERE c.classid = 'pg_class'::regclass AND c.objid IN (s.seq, s.history))
+        SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
+        WHERE c.classid = 'pg_class'::regclass
+          AND (SELECT r.relkind FROM pg_class r WHERE r.oid = c.objid) = 'S'
+          AND EXISTS (
+              SELECT FROM temporal_versioning.versioned_tables v
+              JOIN pg_class h ON h.relname = v.history_table AND h.relnamespace = 'temporal_versioning'::regnamespace
+              JOIN pg_attribute a ON a.attrelid = h.oid AND a.attname = 'temporal_id' AND NOT a.attisdropped
+              WHERE EXISTS (SELECT FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.objid AND d.deptype = 'i'
+                              AND d.refclassid = 'pg_class'::regclass AND d.refobjid = h.oid AND d.refobjsubid = a.attnum)
+                 OR EXISTS (SELECT FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                            WHERE ad.adrelid = h.oid AND ad.adnum = a.attnum
+                              AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.objid))
     LOOP
         PERFORM temporal_versioning._skip_id_block(altered::regclass);
     END LOOP;
+
     -- The tables altered, and the tables of the triggers created or altered
     -- (CREATE OR REPLACE TRIGGER could swap a capture trigger's function).
     FOR altered IN

@@ -125,15 +125,17 @@ WHERE s.seqrelid = pg_get_serial_sequence('temporal_versioning.ledger_history', 
 SELECT temporal_operation, count(*), max(temporal_id) - min(temporal_id) + 1 = count(*) AS contiguous,
        (max(temporal_id) - min(temporal_id)) / (count(*) - 1) AS step
 FROM temporal_versioning.ledger_history WHERE temporal_operation IN ('I', 'D') GROUP BY 1 ORDER BY 1;
--- Altering the sequence (here to a lower increment) first moves it past the
--- block its last nextval gave, which a statement of 20 rows used part of:
--- the ids after it are still new, and larger.
+-- Altering the sequence (here to a lower increment, and no longer owned by
+-- the column whose default draws from it) first moves it past the block its
+-- last nextval gave, which a statement of 20 rows used part of: the ids
+-- after it are still new, and larger.
 UPDATE ledger SET amount = amount + 1 WHERE id <= 20;
-ALTER SEQUENCE temporal_versioning.ledger_history_seq INCREMENT BY 1;
+ALTER SEQUENCE temporal_versioning.ledger_history_seq OWNED BY NONE INCREMENT BY 1;
 INSERT INTO ledger SELECT g, g, 'late' FROM generate_series(2001, 2040) g;
 SELECT count(*) = count(DISTINCT temporal_id) AS ids_unique,
        min(temporal_id) FILTER (WHERE id > 2000) > max(temporal_id) FILTER (WHERE id <= 2000) AS later_ids_larger
 FROM temporal_versioning.ledger_history;
+ALTER SEQUENCE temporal_versioning.ledger_history_seq OWNED BY temporal_versioning.ledger_history.temporal_id;
 SELECT temporal_versioning.disable_temporal_versioning('public', 'ledger', true);
 DROP TABLE ledger;
 -- The history's BRIN index on temporal_tx_id finds every transaction's rows
