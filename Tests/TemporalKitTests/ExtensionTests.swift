@@ -365,6 +365,15 @@ struct ExtensionTests {
             try connection.execute("INSERT INTO items SELECT g, 0 FROM generate_series(\(100 + n * 100), \(100 + n * 100 + 39)) g")
             #expect(try connection.count("SELECT min(temporal_id) FROM \(history) WHERE id >= \(100 + n * 100)") > before, "after: \(alteration)")
         }
+        // The same in one transaction: a block taken, the sequence restarted
+        // just past the value its nextval returned, another statement.
+        try connection.execute("BEGIN")
+        try connection.execute("UPDATE items SET n = 10 WHERE id <= 20")
+        let inTransaction = try maxID()
+        try connection.execute("ALTER TABLE \(history) ALTER COLUMN temporal_id RESTART WITH \(try connection.count("SELECT last_value + 1 FROM \(sequence)"))")
+        try connection.execute("INSERT INTO items SELECT g, 0 FROM generate_series(500, 539) g")
+        try connection.execute("COMMIT")
+        #expect(try connection.count("SELECT min(temporal_id) FROM \(history) WHERE id BETWEEN 500 AND 539") > inTransaction)
         // DDL on the history that leaves the sequence alone does not move it
         // (nothing would keep another session's nextval out meanwhile).
         let last = try connection.count("SELECT last_value FROM \(sequence)")

@@ -1980,9 +1980,9 @@ COMMENT ON FUNCTION temporal_versioning._follow_capture_state(temporal_versionin
 
 -- Moves a history's temporal_id sequence at least 31 values on, past the
 -- block of ids the C capture path may have taken from its last nextval
--- (never past its maximum), by drawing values: it never moves back, whatever
--- other sessions draw meanwhile. A descending sequence is left alone (the C
--- path takes one id a nextval from it).
+-- (never past its maximum), by drawing values, so that it never moves back.
+-- A descending sequence is left alone (the C path takes one id a nextval
+-- from it), and so is every sequence where the C path is not installed.
 CREATE OR REPLACE FUNCTION temporal_versioning._skip_id_block(seq regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -1994,7 +1994,7 @@ DECLARE
     s pg_catalog.pg_sequence;
 BEGIN
     SELECT * INTO s FROM pg_catalog.pg_sequence q WHERE q.seqrelid = seq;
-    IF NOT FOUND OR s.seqincrement <= 0 THEN
+    IF NOT FOUND OR s.seqincrement <= 0 OR pg_catalog.to_regprocedure('temporal_versioning._capture_c()') IS NULL THEN
         RETURN;
     END IF;
     EXECUTE format('SELECT last_value FROM %s', seq) INTO last;
@@ -2010,7 +2010,7 @@ END
 $$;
 
 COMMENT ON FUNCTION temporal_versioning._skip_id_block(regclass) IS
-    'pg-temporal: move a history''s temporal_id sequence past the ids the C capture path may have taken from its last nextval';
+    'pg-temporal (internal): move a history''s temporal_id sequence past the ids the C capture path may have taken from its last nextval';
 
 CREATE OR REPLACE FUNCTION temporal_versioning.on_alter_table()
 RETURNS event_trigger
