@@ -85,8 +85,10 @@ struct InstallTests {
         #expect(try historyLines(connection, columns: ["id", "name"]) == ["I:1,∅", "U:1,a"])
         #expect(try historyLines(connection, "orders_history", columns: ["id", "total"]) == ["I:1,∅", "U:1,10"])
         // Moved to the extension, the C path takes a migrated sequence's ids a
-        // block at a time: one statement's are contiguous.
+        // block at a time: one statement's are contiguous. (Not when the
+        // suite runs again with every capture in PL/pgSQL.)
         #expect(try Installer.install(on: connection, method: .extension).appliedMigrations.isEmpty)
+        guard try connection.value("SELECT coalesce(current_setting('temporal.capture', true), '')") != "sql" else { return }
         try connection.execute("INSERT INTO customers SELECT g, 'n' FROM generate_series(10, 109) g")
         #expect(try connection.count("SELECT max(temporal_id) - min(temporal_id) + 1 FROM temporal_versioning.customers_history WHERE id >= 10") == 100)
         #expect(try connection.count("SELECT in_c FROM temporal_versioning._capture_c_statements()") >= 1)
