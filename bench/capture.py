@@ -7,6 +7,8 @@ versioning and against the periods and table_log extensions, on one server.
 
 Every measurement starts from a freshly loaded, vacuumed and checkpointed
 table; variants run round-robin and each figure is the median of REPEAT runs.
+A bulk statement runs right after the same statement on a plain table
+prepared alike, and the median of those pairs' ratios is reported too.
 """
 import os
 
@@ -175,15 +177,26 @@ def prepare(variant):
     psql("CHECKPOINT", DB)
 
 
-def bulk(results, storage):
+def bulk(results, storage, paired):
+    """Each variant's statements right after the same statements on a plain
+    table prepared alike, so that a drift of the machine's speed (large on a
+    shared two-core host) hits both sides of each pair: `paired` keeps each
+    pair's ratio."""
+    plain = VARIANTS[0]
     for run in range(REPEAT):
-        for variant in VARIANTS:
-            log(f"bulk run {run + 1}/{REPEAT}: {variant.name}")
+        for variant in VARIANTS[1:]:
+            log(f"bulk run {run + 1}/{REPEAT}: {variant.name}, beside {plain.name}")
+            prepare(plain)
             prepare(variant)
             for operation, sql in OPERATIONS.items():
+                psql("CHECKPOINT", DB)
+                base = timed(sql.format(t=plain.table), DB)
+                results.setdefault((plain.name, operation), []).append(base)
                 before, before_heap = variant.history_bytes(), variant.history_heap_bytes()
                 psql("CHECKPOINT", DB)
-                results.setdefault((variant.name, operation), []).append(timed(sql.format(t=variant.table), DB))
+                value = timed(sql.format(t=variant.table), DB)
+                results.setdefault((variant.name, operation), []).append(value)
+                paired.setdefault((variant.name, operation), []).append(value / base)
                 storage[(variant.name, operation)] = (variant.history_bytes() - before,
                                                       variant.history_heap_bytes() - before_heap)
 
@@ -223,8 +236,8 @@ def main():
     psql("CREATE TABLE bench_copy AS SELECT * FROM bench_copy_source", DB)
     copy_bytes_per_row = int(psql("SELECT pg_relation_size('bench_copy')", DB)) / ROWS
 
-    results, storage = {}, {}
-    bulk(results, storage)
+    results, storage, paired = {}, {}, {}
+    bulk(results, storage, paired)
     throughput(results)
 
     plain = VARIANTS[0].name
@@ -236,6 +249,11 @@ def main():
         for variant in VARIANTS:
             value = median(results[(variant.name, operation)])
             row.append(f"{value:.2f}" if variant.name == plain else f"{value:.2f} ({value / base:.2f}x)")
+        rows.append(row)
+    for operation in OPERATIONS:
+        row = [f"{operation}: median of the ratios of pairs run side by side"]
+        for variant in VARIANTS:
+            row.append("1" if variant.name == plain else f"{median(paired[(variant.name, operation)]):.2f}x")
         rows.append(row)
     for operation in ["UPDATE", "INSERT"]:
         base = median(results[(plain, "tps " + operation)])
@@ -267,6 +285,8 @@ def main():
         f"bench/capture: PostgreSQL {version}, {ROWS:,}-row table, median of {REPEAT} runs, pgbench {SECONDS} s per run",
         header, rows,
         notes=[
+            "Bulk statements: each variant's run right after the same statement on a plain table prepared alike;",
+            "the seconds are medians of all runs, the 'side by side' rows medians of each pair's ratio.",
             "Ratios are against no versioning (time: lower is better; tps: higher is better) and, for storage,",
             "against a plain copy of the changed rows (heap bytes, no indexes). pg-temporal's storage includes its",
             "transactions table. periods keeps no history row for an INSERT (the live row carries its start time);",
