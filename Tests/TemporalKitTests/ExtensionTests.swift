@@ -402,6 +402,108 @@ struct ExtensionTests {
             """) == 0)
     }
 
+    @Test("C capture while an index on the history is built concurrently: the index not yet ready is left alone, then holds every row")
+    func indexBuiltConcurrently() throws {
+        let database = try TestDatabase()
+        let setup = try database.connect()
+        try requireExtension(setup)
+        _ = try Installer.install(on: setup, method: .extension)
+        try setup.execute("CREATE TABLE items (id int PRIMARY KEY, n int, pad text)")
+        try setup.execute("INSERT INTO items SELECT g, 0, repeat('x', 200) FROM generate_series(1, 100) g")
+        try Versioning(connection: setup).enable(try TableResolver.resolve("public.items", on: setup))
+        let history = "temporal_versioning.items_history"
+        // The BRIN index enable made on temporal_tx_id goes, so that the one
+        // built below is the index the planner reads.
+        for index in try setup.column("""
+            SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = '\(history)'::regclass AND am.amname = 'brin'
+            """) {
+            try setup.execute("DROP INDEX \(index ?? "")")
+        }
+        // A writer's open transaction holds its lock on the history, so
+        // CREATE INDEX CONCURRENTLY waits with its index in the catalog but
+        // not ready for inserts (indisready false) until it commits; another
+        // session writes meanwhile.
+        let failures = Failures()
+        let writer = try database.connect()
+        let whileBuilt = { (index: String, definition: String, writes: [String]) throws in
+            let holder = try database.connect()
+            try holder.execute("BEGIN; UPDATE items SET n = 1 WHERE id = 1")
+            let built = DispatchGroup()
+            built.enter()
+            DispatchQueue.global().async {
+                defer { built.leave() }
+                do {
+                    let builder = try database.connect(applicationName: "index-builder")
+                    try builder.execute("CREATE INDEX CONCURRENTLY \(index) ON \(history) \(definition)")
+                } catch {
+                    failures.add("\(error)")
+                }
+            }
+            var waiting = false
+            let deadline = Date().addingTimeInterval(30)
+            while !waiting, Date() < deadline {
+                waiting = try setup.count("""
+                    SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('temporal_versioning.\(index)') AND NOT indisready
+                    """) == 1
+                    && (try setup.count("""
+                        SELECT count(*) FROM pg_stat_activity WHERE application_name = 'index-builder' AND wait_event_type = 'Lock'
+                        """) == 1)
+                if !waiting { Thread.sleep(forTimeInterval: 0.02) }
+            }
+            if waiting {
+                for statement in writes { try writer.execute(statement) }
+            } else {
+                Issue.record("CREATE INDEX CONCURRENTLY \(index) did not wait with its index not ready")
+            }
+            try holder.execute("COMMIT")
+            built.wait()
+        }
+        // A minmax BRIN on temporal_tx_id (which the C path writes one row
+        // per block range), then a btree (written for every row).
+        try whileBuilt("items_tx_ranges", "USING brin (temporal_tx_id) WITH (pages_per_range = 2)", [
+            "UPDATE items SET n = 2 WHERE id > 1",
+            "INSERT INTO items SELECT g, 3, repeat('y', 200) FROM generate_series(101, 400) g",
+        ])
+        try whileBuilt("items_by_n", "(n)", [
+            "DELETE FROM items WHERE id > 300",
+            "UPDATE items SET n = 6 WHERE id BETWEEN 4 AND 200",
+        ])
+        // And with both ready, through the C path's own handling of each.
+        try writer.execute("UPDATE items SET n = 7 WHERE id BETWEEN 50 AND 250")
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        #expect(try setup.count("""
+            SELECT count(*) FROM pg_index WHERE indrelid = '\(history)'::regclass AND indisvalid AND indisready
+              AND indexrelid IN ('temporal_versioning.items_tx_ranges'::regclass, 'temporal_versioning.items_by_n'::regclass)
+            """) == 2)
+        // Each transaction's rows are found through each index as by a scan of the heap.
+        let perTransaction = "SELECT temporal_tx_id::text || ':' || count(*) FROM \(history) GROUP BY temporal_tx_id ORDER BY temporal_tx_id"
+        let perN = "SELECT coalesce(n, -1)::text || ':' || count(*) FROM \(history) GROUP BY coalesce(n, -1) ORDER BY coalesce(n, -1)"
+        try setup.execute("SET enable_indexscan = off; SET enable_bitmapscan = off")
+        let byHeap = (try setup.column(perTransaction), try setup.column(perN))
+        try setup.execute("RESET enable_indexscan; RESET enable_bitmapscan; SET enable_seqscan = off")
+        var byIndex: ([String?], [String?]) = ([], [])
+        for row in byHeap.0 {
+            let tx = row?.split(separator: ":").first ?? ""
+            byIndex.0.append(try setup.value("""
+                SELECT temporal_tx_id::text || ':' || count(*) FROM \(history) WHERE temporal_tx_id = \(tx) GROUP BY temporal_tx_id
+                """))
+        }
+        for row in byHeap.1 {
+            let n = row?.split(separator: ":").first ?? ""
+            byIndex.1.append(try setup.value(n == "-1"
+                ? "SELECT '-1:' || count(*) FROM \(history) WHERE n IS NULL"
+                : "SELECT n::text || ':' || count(*) FROM \(history) WHERE n = \(n) GROUP BY n"))
+        }
+        let plans = try setup.column("EXPLAIN SELECT count(*) FROM \(history) WHERE temporal_tx_id = 1")
+            + (try setup.column("EXPLAIN SELECT count(*) FROM \(history) WHERE n = 1"))
+        #expect(plans.contains { $0?.contains("items_tx_ranges") == true }, "\(plans)")
+        #expect(plans.contains { $0?.contains("items_by_n") == true }, "\(plans)")
+        #expect(byIndex.0 == byHeap.0)
+        #expect(byIndex.1 == byHeap.1)
+        #expect(byHeap.0.count >= 6)
+    }
+
     // MARK: helpers
 
     /// Fails the test, saying what to run, when the server lacks the extension.
